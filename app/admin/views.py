@@ -1,0 +1,90 @@
+"""Builds admin views of installations (secrets redacted) from the stored rows."""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.core.runtime import Runtime
+from app.credentials import service as secrets
+from app.credentials.models import SecretKind
+from app.destinations import redact_destination_url
+from app.installations import service
+from app.installations.models import Installation
+from app.installations.schemas import (
+    CredentialsView,
+    InstallationDetail,
+    InstallationView,
+    RunSummary,
+    StreamStateView,
+)
+from app.sync.models import SyncRun
+from app.sync import state as state_repo
+from app.sync.catalog import parse_stream_selection
+from app.sync.state import COMPANY_SCOPE
+
+
+async def installation_view(
+    session: AsyncSession, rt: Runtime, inst: Installation
+) -> InstallationView:
+    """One installation with its last run; the destination URL is redacted."""
+    last = None
+    if inst.last_run_id:
+        run = await session.get(SyncRun, inst.last_run_id)
+        if run is not None:
+            last = RunSummary(
+                run_id=run.id,
+                status=run.status,
+                trigger=run.trigger,
+                queued_at=run.queued_at,
+                started_at=run.started_at,
+                finished_at=run.finished_at,
+                error=run.error,
+            )
+    has_secret = (
+        await secrets.get_secret(session, rt.keyring, inst.company_id, SecretKind.client_secret)
+        is not None
+    )
+    return InstallationView(
+        company_id=inst.company_id,
+        company_name=inst.company_name,
+        status=inst.status,
+        environment=inst.environment,
+        source=inst.source,
+        schedule=inst.schedule,
+        streams=parse_stream_selection(inst.streams),
+        paused=inst.paused,
+        destination=redact_destination_url(await service.destination_url_for(session, rt, inst)),
+        credentials=CredentialsView(
+            source=service.credentials_source(inst, rt),  # type: ignore[arg-type]
+            client_id=inst.client_id or rt.settings.client_id,
+            client_secret_set=has_secret or bool(rt.settings.client_secret and not inst.client_id),
+        ),
+        next_run_at=inst.next_run_at,
+        missing_projects=list(inst.missing_projects or []),
+        health={str(k): int(v) for k, v in (inst.health or {}).items()},
+        credentials_error=inst.credentials_error,
+        created_at=inst.created_at,
+        updated_at=inst.updated_at,
+        uninstalled_at=inst.uninstalled_at,
+        last_run=last,
+    )
+
+
+async def installation_detail(
+    session: AsyncSession, rt: Runtime, inst: Installation
+) -> InstallationDetail:
+    """One installation with its per-stream state."""
+    view = await installation_view(session, rt, inst)
+    rows = await state_repo.for_company(session, inst.company_id)
+    states = [
+        StreamStateView(
+            stream=row.stream,
+            project_id=None if row.project_id == COMPANY_SCOPE else row.project_id,
+            cursor=row.cursor,
+            last_success_at=row.last_success_at,
+            records=row.records or 0,
+            checkpoint=row.checkpoint,
+        )
+        for row in rows
+    ]
+    return InstallationDetail(**view.model_dump(), stream_states=states)

@@ -1,0 +1,82 @@
+"""The long-lived parts of a running service, built once and shared by the API and the workers."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import uuid
+from dataclasses import dataclass, field
+
+import httpx
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from app.core.database import create_engine, make_sessionmaker
+from app.core.logging import get_logger
+from app.core.settings import EncryptionKey, Settings
+from app.credentials.crypto import Keyring
+from app.procore import HealthCounters, ProcoreClient, make_http_client
+
+log = get_logger(__name__)
+
+
+@dataclass
+class Runtime:
+    """Engine, sessions, keyring and the shared Procore client of one process."""
+
+    settings: Settings
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    keyring: Keyring
+    http: httpx.AsyncClient
+    procore: ProcoreClient
+    health: HealthCounters
+    worker_id: str = field(default_factory=lambda: f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}")
+    wake_event: asyncio.Event = field(default_factory=asyncio.Event)
+    last_tick_at: float | None = None
+    scheduler_expected: bool = False
+
+    def wake_scheduler(self) -> None:
+        """Tells the worker loop that there may be work now (a run was queued or finished)."""
+        self.wake_event.set()
+
+    async def aclose(self) -> None:
+        """Closes the HTTP client and the database pool."""
+        await self.http.aclose()
+        await self.engine.dispose()
+
+
+def build_keyring(settings: Settings) -> Keyring:
+    """The configured keyring; demo and test mode get an ephemeral key when none is set."""
+    keys = settings.keyring
+    if not keys and not settings.is_production:
+        import os
+
+        log.warning(
+            "no CONNECTOR_ENCRYPTION_KEYS set: using an ephemeral key (demo/test mode only)"
+        )
+        keys = [EncryptionKey("ephemeral", os.urandom(32))]
+    return Keyring(keys)
+
+
+def build_runtime(settings: Settings) -> Runtime:
+    """Creates the runtime; nothing connects until first use."""
+    keyring = build_keyring(settings)
+    engine = create_engine(settings.database_url)
+    http = make_http_client()
+    health = HealthCounters()
+    procore = ProcoreClient(
+        http,
+        api_url=settings.api_url,
+        login_url=settings.login_url,
+        per_page=settings.per_page,
+        health=health,
+    )
+    return Runtime(
+        settings=settings,
+        engine=engine,
+        sessions=make_sessionmaker(engine),
+        keyring=keyring,
+        http=http,
+        procore=procore,
+        health=health,
+    )

@@ -1,0 +1,238 @@
+"""The service's one settings object, read once from the environment (and an optional .env)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from datetime import date, timedelta
+from enum import StrEnum
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+ENV_PREFIX = "CONNECTOR_"
+DEFAULT_DATA_DIR = Path("data")
+
+
+class ProcoreEnvironment(StrEnum):
+    """Procore deployment a company lives in; picks the login and API hosts."""
+
+    production = "production"
+    sandbox = "sandbox"
+    monthly_sandbox = "monthly_sandbox"
+    federal = "federal"
+
+
+PROCORE_HOSTS: dict[ProcoreEnvironment, tuple[str, str]] = {
+    # environment: (login base URL, API base URL)
+    ProcoreEnvironment.production: ("https://login.procore.com", "https://api.procore.com"),
+    ProcoreEnvironment.sandbox: (
+        "https://login-sandbox.procore.com",
+        "https://sandbox.procore.com",
+    ),
+    ProcoreEnvironment.monthly_sandbox: (
+        "https://login-sandbox-monthly.procore.com",
+        "https://api-monthly.procore.com",
+    ),
+    ProcoreEnvironment.federal: ("https://login.procoregov.com", "https://api.procoregov.com"),
+}
+
+_KEY_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+
+
+class EncryptionKey:
+    """One named 256-bit key of the keyring; the bytes never appear in repr()."""
+
+    __slots__ = ("key", "key_id")
+
+    def __init__(self, key_id: str, key: bytes) -> None:
+        self.key_id = key_id
+        self.key = key
+
+    def __repr__(self) -> str:
+        return f"EncryptionKey(key_id={self.key_id!r})"
+
+
+def parse_encryption_keys(raw: str) -> list[EncryptionKey]:
+    """Parses `key_id:base64url(32 bytes)[,...]`; raises ValueError without echoing key material."""
+    keys: list[EncryptionKey] = []
+    for position, item in enumerate(part.strip() for part in raw.split(",")):
+        if not item:
+            continue
+        key_id, sep, encoded = item.partition(":")
+        if not sep or not _KEY_ID.match(key_id):
+            raise ValueError(f"entry {position + 1} must look like key_id:base64url(32 bytes)")
+        try:
+            key = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4))
+        except (binascii.Error, ValueError):
+            raise ValueError(f"key {key_id!r} is not valid base64url") from None
+        if len(key) != 32:
+            raise ValueError(f"key {key_id!r} must decode to 32 bytes, got {len(key)}")
+        if any(k.key_id == key_id for k in keys):
+            raise ValueError(f"key id {key_id!r} appears twice")
+        keys.append(EncryptionKey(key_id, key))
+    return keys
+
+
+def _csv(value: Any) -> Any:
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    """Every setting of the service; nothing else reads os.environ."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_file=".env", extra="ignore", validate_default=True
+    )
+
+    database_url: str = Field(default=f"sqlite:///{DEFAULT_DATA_DIR}/connector.db")
+    procore_env: ProcoreEnvironment = ProcoreEnvironment.production
+    procore_api_url: str | None = None
+    procore_login_url: str | None = None
+    encryption_keys: SecretStr | None = None
+    callback_secret: SecretStr | None = None
+    admin_tokens: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+    client_id: str | None = None
+    client_secret: SecretStr | None = None
+    destination_url: SecretStr = SecretStr(f"sqlite:///{DEFAULT_DATA_DIR}/destination.db")
+    schedule: str = "every 1h"
+    streams: str = "all"
+
+    # Operational knobs beyond the SPEC's table; all have production defaults.
+    mode: Literal["production", "demo", "test"] = "production"
+    per_page: int = Field(default=1000, ge=1, le=10_000)
+    discovery_interval_seconds: int = Field(default=900, ge=0)
+    scheduler_tick_seconds: float = Field(default=5.0, gt=0)
+    worker_concurrency: int = Field(default=4, ge=1, le=256)
+    project_concurrency: int = Field(default=4, ge=1, le=64)
+    lease_seconds: int = Field(default=120, ge=10)
+    lookback_seconds: int = Field(default=300, ge=0)
+    history_days: int = Field(default=365, ge=1, le=36500)
+    full_listing_interval_seconds: int = Field(default=86_400, ge=0)
+    delete_guard_ratio: float = Field(default=0.5, ge=0, le=1)
+    log_level: str = "INFO"
+    log_format: Literal["json", "console"] = "json"
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)
+
+    @field_validator("admin_tokens", mode="before")
+    @classmethod
+    def _split_tokens(cls, value: Any) -> Any:
+        return _csv(value)
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str) -> str:
+        try:
+            url = make_url(value)
+        except ArgumentError:
+            raise ValueError("is not a valid SQLAlchemy URL (e.g. sqlite:///data/connector.db)")
+        if url.get_backend_name() not in ("sqlite", "postgresql"):
+            raise ValueError("only sqlite:// and postgresql:// databases are supported")
+        return value
+
+    @field_validator("procore_api_url", "procore_login_url")
+    @classmethod
+    def _check_http_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError("must be an http(s) URL such as https://api.procore.com")
+        return value.rstrip("/")
+
+    @field_validator("encryption_keys")
+    @classmethod
+    def _check_keys(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and value.get_secret_value().strip():
+            parse_encryption_keys(value.get_secret_value())
+            return value
+        return None
+
+    @field_validator("callback_secret")
+    @classmethod
+    def _check_callback_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None
+        raw = value.get_secret_value()
+        body = raw.removeprefix("whsec_")
+        try:
+            decoded = base64.b64decode(body, validate=True)
+        except (binascii.Error, ValueError):
+            raise ValueError("must be whsec_ followed by base64") from None
+        if len(decoded) < 16:
+            raise ValueError("must decode to at least 16 bytes")
+        return value
+
+    @field_validator("schedule")
+    @classmethod
+    def _check_schedule(cls, value: str) -> str:
+        from app.scheduling.schedules import parse_schedule
+
+        parse_schedule(value)
+        return value
+
+    @field_validator("streams")
+    @classmethod
+    def _check_streams(cls, value: str) -> str:
+        from app.sync.catalog import parse_stream_selection
+
+        parse_stream_selection(value)
+        return value
+
+    @field_validator("destination_url")
+    @classmethod
+    def _check_destination(cls, value: SecretStr) -> SecretStr:
+        from app.destinations import validate_destination_url
+
+        try:
+            return SecretStr(validate_destination_url(value.get_secret_value()))
+        except ValueError as exc:
+            raise ValueError(str(exc).removeprefix("destination_url: ")) from None
+
+    @cached_property
+    def keyring(self) -> list[EncryptionKey]:
+        """Parsed encryption keys, primary first (empty when none are configured)."""
+        if self.encryption_keys is None:
+            return []
+        return parse_encryption_keys(self.encryption_keys.get_secret_value())
+
+    @property
+    def login_url(self) -> str:
+        """Base URL of Procore's OAuth server for this environment."""
+        return self.procore_login_url or PROCORE_HOSTS[self.procore_env][0]
+
+    @property
+    def api_url(self) -> str:
+        """Base URL of Procore's REST API for this environment."""
+        return self.procore_api_url or PROCORE_HOSTS[self.procore_env][1]
+
+    def history_start_date(self, today: date) -> date:
+        """First day a backfill of date-windowed streams (daily logs) reads."""
+        return today - timedelta(days=self.history_days)
+
+    @property
+    def is_production(self) -> bool:
+        """True outside demo and test mode."""
+        return self.mode == "production"
+
+
+class SettingsError(Exception):
+    """Start-up configuration problem, rendered as one line that names the variable."""
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Reads the settings once; turns a validation failure into a one-line SettingsError."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = str(first["loc"][0]) if first["loc"] else "settings"
+        message = str(first["msg"]).removeprefix("Value error, ")
+        raise SettingsError(f"{ENV_PREFIX}{field.upper()}: {message}") from None

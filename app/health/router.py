@@ -1,0 +1,59 @@
+"""Liveness, readiness and Prometheus metrics endpoints."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from fastapi import APIRouter, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import text
+
+from app.core.deps import RuntimeDep
+from app.core.metrics import REGISTRY
+from app.core.migrations import current_revision, head_revision
+from app.scheduling.gauges import refresh_gauges
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/livez")
+async def livez() -> dict[str, str]:
+    """The process is up."""
+    return {"status": "ok"}
+
+
+@router.get("/readyz", responses={503: {"description": "not ready"}})
+async def readyz(rt: RuntimeDep, response: Response) -> dict[str, Any]:
+    """Database reachable, migrations at head, encryption key usable, scheduler ticking."""
+    checks: dict[str, str] = {}
+    try:
+        async with rt.engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+        checks["database"] = "ok"
+        current, head = await current_revision(rt.engine), head_revision()
+        checks["migrations"] = "ok" if current == head else f"at {current}, head is {head}"
+    except Exception as exc:
+        checks["database"] = f"unreachable: {type(exc).__name__}"
+        checks["migrations"] = "unknown"
+    try:
+        rt.keyring.self_test()
+        checks["encryption_key"] = "ok"
+    except Exception:
+        checks["encryption_key"] = "unusable"
+    if rt.scheduler_expected:
+        limit = max(30.0, rt.settings.scheduler_tick_seconds * 3)
+        age = None if rt.last_tick_at is None else time.monotonic() - rt.last_tick_at
+        checks["scheduler"] = "ok" if age is not None and age <= limit else "not ticking"
+    ready = all(value == "ok" for value in checks.values())
+    if not ready:
+        return JSONResponse({"status": "not ready", "checks": checks}, status_code=503)  # type: ignore[return-value]
+    return {"status": "ready", "checks": checks}
+
+
+@router.get("/metrics", response_class=Response)
+async def metrics(rt: RuntimeDep) -> Response:
+    """Prometheus exposition of the `connector_` metrics."""
+    await refresh_gauges(rt)
+    return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)

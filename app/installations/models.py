@@ -1,0 +1,64 @@
+"""Tables of the installations domain: one row per Procore company, and seen callback ids."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Boolean, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.core.database import Base, utcnow
+
+
+class InstallationStatus(StrEnum):
+    """Lifecycle of an installation."""
+
+    active = "active"
+    uninstalled = "uninstalled"
+    credentials_invalid = "credentials_invalid"
+
+
+class Installation(Base):
+    """A Procore company that installed the app, with its schedule, streams and destination."""
+
+    __tablename__ = "installations"
+
+    company_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    company_name: Mapped[str | None] = mapped_column(String(255))
+    environment: Mapped[str] = mapped_column(String(32), default="production")
+    status: Mapped[str] = mapped_column(String(32), default=InstallationStatus.active, index=True)
+    source: Mapped[str] = mapped_column(String(32), default="callback")
+    client_id: Mapped[str | None] = mapped_column(String(255))
+    schedule: Mapped[str] = mapped_column(String(128))
+    streams: Mapped[str] = mapped_column(Text)
+    paused: Mapped[bool] = mapped_column(Boolean, default=False)
+    next_run_at: Mapped[datetime | None] = mapped_column(index=True)
+    last_run_id: Mapped[str | None] = mapped_column(String(36))
+    missing_projects: Mapped[list[int]] = mapped_column(JSON, default=list)
+    health: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)
+    credentials_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    uninstalled_at: Mapped[datetime | None]
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+    def health_add(self, counts: dict[str, int]) -> None:
+        """Adds Integration Health counts (401/403/404/429/missing header) to the running totals."""
+        merged: dict[str, Any] = dict(self.health or {})
+        for name, count in counts.items():
+            merged[name] = int(merged.get(name, 0)) + count
+        self.health = merged
+
+
+class CallbackEvent(Base):
+    """A processed install callback, so a repeated webhook-id is answered the same way."""
+
+    __tablename__ = "callback_events"
+
+    webhook_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    event_type: Mapped[str] = mapped_column(String(64))
+    company_id: Mapped[int] = mapped_column(BigInteger)
+    answer: Mapped[dict[str, Any]] = mapped_column(JSON)
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)

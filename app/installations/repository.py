@@ -1,0 +1,62 @@
+"""Queries of the installations and callback_events tables."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.installations.models import CallbackEvent, Installation, InstallationStatus
+
+
+async def get(
+    session: AsyncSession, company_id: int, *, for_update: bool = False
+) -> Installation | None:
+    """Returns one installation by company id."""
+    query = select(Installation).where(Installation.company_id == company_id)
+    if for_update:
+        query = query.with_for_update()
+    return await session.scalar(query)
+
+
+async def list_page(
+    session: AsyncSession, *, status: str | None, after: int | None, limit: int
+) -> Sequence[Installation]:
+    """Installations ordered by company id, keyset-paged."""
+    query = select(Installation).order_by(Installation.company_id).limit(limit)
+    if status:
+        query = query.where(Installation.status == status)
+    if after is not None:
+        query = query.where(Installation.company_id > after)
+    return (await session.scalars(query)).all()
+
+
+async def active_company_ids(session: AsyncSession) -> set[int]:
+    """Company ids of installations that are not uninstalled."""
+    rows = await session.scalars(
+        select(Installation.company_id).where(Installation.status != InstallationStatus.uninstalled)
+    )
+    return set(rows)
+
+
+async def due(session: AsyncSession, now: datetime, limit: int) -> Sequence[Installation]:
+    """Active, unpaused installations whose next run time has come."""
+    query = (
+        select(Installation)
+        .where(
+            Installation.status == InstallationStatus.active,
+            Installation.paused.is_(False),
+            Installation.next_run_at.is_not(None),
+            Installation.next_run_at <= now,
+        )
+        .order_by(Installation.next_run_at)
+        .limit(limit)
+    )
+    return (await session.scalars(query)).all()
+
+
+async def get_callback(session: AsyncSession, webhook_id: str) -> CallbackEvent | None:
+    """A callback already processed under this webhook-id."""
+    return await session.get(CallbackEvent, webhook_id)

@@ -1,0 +1,118 @@
+"""Pydantic shapes of the installations domain (callback body, admin views and patches)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+from app.core.settings import ProcoreEnvironment
+
+
+class CallbackData(BaseModel):
+    """The `data` object of an install callback."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    company_id: int = Field(gt=0, lt=2**63)
+    company_name: str | None = Field(default=None, max_length=255)
+    environment: ProcoreEnvironment = ProcoreEnvironment.production
+    client_id: str | None = Field(default=None, min_length=1, max_length=255)
+    client_secret: SecretStr | None = Field(default=None, min_length=1, max_length=1024)
+
+
+class CallbackEventIn(BaseModel):
+    """A signed install callback (SPEC section 3)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    type: Literal["installation.created", "installation.updated", "installation.deleted"]
+    data: CallbackData
+
+
+class CallbackAnswer(BaseModel):
+    """What a callback is answered with."""
+
+    company_id: int
+    status: str
+
+
+class RunSummary(BaseModel):
+    """The short form of a run, shown with an installation."""
+
+    run_id: str
+    status: str
+    trigger: str
+    queued_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    error: str | None
+
+
+class CredentialsView(BaseModel):
+    """Which credentials an installation uses; the secret is never shown."""
+
+    source: Literal["installation", "app", "none"]
+    client_id: str | None
+    client_secret_set: bool
+
+
+class InstallationView(BaseModel):
+    """One installation as the admin API shows it (secrets redacted)."""
+
+    company_id: int
+    company_name: str | None
+    status: str
+    environment: str
+    source: str
+    schedule: str
+    streams: list[str]
+    paused: bool
+    destination: str
+    credentials: CredentialsView
+    next_run_at: datetime | None
+    missing_projects: list[int]
+    health: dict[str, int]
+    credentials_error: str | None
+    created_at: datetime
+    updated_at: datetime
+    uninstalled_at: datetime | None
+    last_run: RunSummary | None
+
+
+class StreamStateView(BaseModel):
+    """Per-stream (and per-project) sync state of an installation."""
+
+    stream: str
+    project_id: int | None
+    cursor: datetime | None
+    last_success_at: datetime | None
+    records: int
+    checkpoint: dict[str, Any] | None
+
+
+class InstallationDetail(InstallationView):
+    """One installation with its per-stream state."""
+
+    stream_states: list[StreamStateView]
+
+
+class InstallationPatch(BaseModel):
+    """Fields an operator may change."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    schedule: str | None = None
+    streams: str | list[str] | None = None
+    destination_url: SecretStr | None = None
+    paused: bool | None = None
+
+
+class CredentialsIn(BaseModel):
+    """Replacement DMSA credentials of an installation."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    client_id: str = Field(min_length=1, max_length=255)
+    client_secret: SecretStr = Field(min_length=1, max_length=1024)

@@ -1,0 +1,227 @@
+"""Rules of the installation lifecycle: install, update, uninstall, credentials, destination."""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.core.database import utcnow
+from app.core.errors import BadRequest, ConfigurationError, Conflict, NotFound, Unprocessable
+from app.core.runtime import Runtime
+from app.credentials import service as secrets
+from app.credentials.models import SecretKind
+from app.destinations import InvalidDestinationURL, validate_destination_url
+from app.installations import repository
+from app.installations.models import Installation, InstallationStatus
+from app.installations.schemas import InstallationPatch
+from app.procore import InvalidClientError, ProcoreCredentials
+from app.scheduling import queue
+from app.scheduling.schedules import parse_schedule
+from app.sync.catalog import parse_stream_selection
+
+
+async def install(
+    session: AsyncSession,
+    rt: Runtime,
+    *,
+    company_id: int,
+    company_name: str | None,
+    environment: str = "production",
+    client_id: str | None = None,
+    client_secret: str | None = None,
+    source: str = "callback",
+) -> tuple[Installation, bool]:
+    """Creates or refreshes an installation; queues a first full sync when it is new or back.
+
+    Returns the installation and whether it was (re)installed by this call.
+    """
+    inst = await repository.get(session, company_id, for_update=True)
+    fresh = inst is None or inst.status == InstallationStatus.uninstalled
+    now = utcnow()
+    if inst is None:
+        inst = Installation(
+            company_id=company_id,
+            schedule=rt.settings.schedule,
+            streams=rt.settings.streams,
+            missing_projects=[],
+            health={},
+            paused=False,
+            source=source,
+            environment=environment,
+            created_at=now,
+        )
+        session.add(inst)
+        await session.flush()
+        await secrets.put_secret(
+            session,
+            rt.keyring,
+            company_id,
+            SecretKind.destination_url,
+            rt.settings.destination_url.get_secret_value(),
+        )
+    inst.company_name = company_name or inst.company_name
+    inst.environment = environment
+    if fresh:
+        inst.status = InstallationStatus.active
+        inst.uninstalled_at = None
+        inst.credentials_error = None
+        if source == "callback" or inst.source != "callback":
+            inst.source = source
+    if client_id and client_secret:
+        inst.client_id = client_id
+        await secrets.put_secret(
+            session, rt.keyring, company_id, SecretKind.client_secret, client_secret
+        )
+        if inst.status == InstallationStatus.credentials_invalid:
+            inst.status, inst.credentials_error = InstallationStatus.active, None
+        await rt.procore.invalidate_token(ProcoreCredentials(client_id, client_secret))
+    if fresh:
+        if (
+            await secrets.get_secret(session, rt.keyring, company_id, SecretKind.destination_url)
+            is None
+        ):
+            await secrets.put_secret(
+                session,
+                rt.keyring,
+                company_id,
+                SecretKind.destination_url,
+                rt.settings.destination_url.get_secret_value(),
+            )
+        schedule = parse_schedule(inst.schedule)
+        inst.next_run_at = schedule.next_run(now, company_id)
+        await queue.enqueue(session, company_id, trigger="install", full_refresh=True)
+    await session.flush()
+    return inst, fresh
+
+
+async def uninstall(session: AsyncSession, company_id: int, *, reason: str) -> Installation | None:
+    """Stops the schedule, cancels runs and destroys the stored Procore credentials.
+
+    The data already synced stays in the destination (and so does the destination URL, so a
+    purge or a re-install can still reach it).
+    """
+    inst = await repository.get(session, company_id, for_update=True)
+    if inst is None:
+        return None
+    if inst.status != InstallationStatus.uninstalled:
+        inst.status = InstallationStatus.uninstalled
+        inst.uninstalled_at = utcnow()
+        inst.next_run_at = None
+        inst.client_id = None
+        await queue.cancel_for_company(session, company_id, reason=reason)
+    await secrets.delete_secret(session, company_id, SecretKind.client_secret)
+    await session.flush()
+    return inst
+
+
+async def get_or_404(session: AsyncSession, company_id: int) -> Installation:
+    """One installation, or NotFound."""
+    inst = await repository.get(session, company_id)
+    if inst is None:
+        raise NotFound(f"no installation for company {company_id}")
+    return inst
+
+
+async def credentials_for(
+    session: AsyncSession, rt: Runtime, inst: Installation
+) -> ProcoreCredentials:
+    """The DMSA credentials to call Procore with for this installation."""
+    if inst.client_id:
+        secret = await secrets.get_secret(
+            session, rt.keyring, inst.company_id, SecretKind.client_secret
+        )
+        if secret:
+            return ProcoreCredentials(inst.client_id, secret)
+    return app_credentials(rt)
+
+
+def app_credentials(rt: Runtime) -> ProcoreCredentials:
+    """The app's own DMSA credentials (discovery, and installations whose callback had none)."""
+    settings = rt.settings
+    if not settings.client_id or settings.client_secret is None:
+        raise ConfigurationError(
+            "no DMSA credentials: set CONNECTOR_CLIENT_ID and CONNECTOR_CLIENT_SECRET, "
+            "or send client_id/client_secret in the install callback"
+        )
+    return ProcoreCredentials(settings.client_id, settings.client_secret.get_secret_value())
+
+
+def credentials_source(inst: Installation, rt: Runtime) -> str:
+    """Where this installation's credentials come from: installation, app or none."""
+    if inst.client_id:
+        return "installation"
+    return "app" if rt.settings.client_id and rt.settings.client_secret else "none"
+
+
+async def destination_url_for(session: AsyncSession, rt: Runtime, inst: Installation) -> str:
+    """The installation's destination URL (decrypted; never show it unredacted)."""
+    url = await secrets.get_secret(session, rt.keyring, inst.company_id, SecretKind.destination_url)
+    return url or rt.settings.destination_url.get_secret_value()
+
+
+async def apply_patch(
+    session: AsyncSession, rt: Runtime, company_id: int, patch: InstallationPatch
+) -> Installation:
+    """Changes schedule, streams, destination or paused; validates each value first."""
+    inst = await repository.get(session, company_id, for_update=True)
+    if inst is None:
+        raise NotFound(f"no installation for company {company_id}")
+    if patch.schedule is not None:
+        try:
+            schedule = parse_schedule(patch.schedule)
+        except ValueError as exc:
+            raise BadRequest(f"schedule: {exc}", details=[{"field": "schedule"}]) from None
+        inst.schedule = schedule.text
+        inst.next_run_at = schedule.next_run(utcnow(), company_id)
+    if patch.streams is not None:
+        raw = ",".join(patch.streams) if isinstance(patch.streams, list) else patch.streams
+        try:
+            names = parse_stream_selection(raw)
+        except ValueError as exc:
+            raise BadRequest(f"streams: {exc}", details=[{"field": "streams"}]) from None
+        inst.streams = "all" if raw.strip() == "all" else ",".join(names)
+    if patch.destination_url is not None:
+        try:
+            url = validate_destination_url(patch.destination_url.get_secret_value())
+        except InvalidDestinationURL as exc:
+            message = str(exc)
+            if not message.startswith("destination_url"):
+                message = f"destination_url: {message}"
+            raise BadRequest(message, details=[{"field": "destination_url"}]) from None
+        await secrets.put_secret(session, rt.keyring, company_id, SecretKind.destination_url, url)
+    if patch.paused is not None:
+        inst.paused = patch.paused
+        if not patch.paused and inst.next_run_at is None:
+            inst.next_run_at = parse_schedule(inst.schedule).next_run(utcnow(), company_id)
+    await session.flush()
+    return inst
+
+
+def ensure_syncable(inst: Installation) -> None:
+    """Refuses to queue runs for installations that cannot run."""
+    if inst.status == InstallationStatus.uninstalled:
+        raise Conflict(f"company {inst.company_id} is uninstalled")
+    if inst.status == InstallationStatus.credentials_invalid:
+        raise Conflict(
+            f"company {inst.company_id} has invalid credentials; replace them first "
+            f"(PUT /admin/v1/installations/{inst.company_id}/credentials)"
+        )
+
+
+async def replace_credentials(
+    session: AsyncSession, rt: Runtime, company_id: int, client_id: str, client_secret: str
+) -> Installation:
+    """Checks new credentials against Procore's token endpoint, then stores them encrypted."""
+    inst = await get_or_404(session, company_id)
+    creds = ProcoreCredentials(client_id, client_secret)
+    try:
+        await rt.procore.check_credentials(creds)
+    except InvalidClientError as exc:
+        raise Unprocessable(f"Procore rejected the credentials: {exc.message}") from None
+    inst.client_id = client_id
+    await secrets.put_secret(
+        session, rt.keyring, company_id, SecretKind.client_secret, client_secret
+    )
+    if inst.status == InstallationStatus.credentials_invalid:
+        inst.status, inst.credentials_error = InstallationStatus.active, None
+    await session.flush()
+    return inst

@@ -1,0 +1,91 @@
+"""The FastAPI application factory and its lifespan (engine, HTTP client, scheduler)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from enum import StrEnum
+
+from fastapi import FastAPI
+
+from app.admin.router import router as admin_router
+from app.core.database import unit_of_work
+from app.core.http import BodySizeLimit, install_error_handlers
+from app.core.logging import configure_logging, get_logger
+from app.core.migrations import upgrade_to_head
+from app.core.runtime import Runtime, build_runtime
+from app.core.settings import Settings, load_settings
+from app.credentials.service import check_keys
+from app.health.router import router as health_router
+from app.installations.router import router as callback_router
+from app.scheduling.scheduler import Scheduler
+from app.scheduling.worker import Worker
+
+log = get_logger(__name__)
+
+
+class Role(StrEnum):
+    """Which parts of the service this process runs."""
+
+    all = "all"
+    api = "api"
+    worker = "worker"
+
+
+async def start(
+    settings: Settings, role: Role, *, migrate: bool
+) -> tuple[Runtime, Scheduler | None]:
+    """Builds the runtime, migrates, checks keys, and starts the scheduler for worker roles."""
+    if migrate:
+        await asyncio.to_thread(upgrade_to_head, settings.database_url)
+    rt = build_runtime(settings)
+    async with unit_of_work(rt.sessions) as session:
+        await check_keys(session, rt.keyring)
+    scheduler = None
+    if role in (Role.all, Role.worker):
+        rt.scheduler_expected = True
+        scheduler = Scheduler(rt, Worker(rt))
+        await scheduler.start()
+    return rt, scheduler
+
+
+def create_app(
+    settings: Settings | None = None, *, role: Role = Role.all, migrate: bool = True
+) -> FastAPI:
+    """The ASGI app; nothing connects until the lifespan starts."""
+    settings = settings or load_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        rt, scheduler = await start(settings, role, migrate=migrate)
+        app.state.runtime = rt
+        log.info("service started", role=str(role), worker_id=rt.worker_id)
+        try:
+            yield
+        finally:
+            if scheduler is not None:
+                await scheduler.shutdown()
+            await rt.aclose()
+            log.info("service stopped")
+
+    app = FastAPI(
+        title="Procore DMSA Connector",
+        version="0.1.0",
+        description="Admin API, install callbacks and health of the Procore DMSA connector.",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    app.include_router(health_router)
+    if role in (Role.all, Role.api):
+        app.include_router(callback_router)
+        app.include_router(admin_router)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """Factory for `uvicorn --factory app.main:app_from_env`."""
+    settings = load_settings()
+    configure_logging(settings.log_level, settings.log_format)
+    return create_app(settings)

@@ -1,0 +1,8 @@
+"""Imports every table module so Base.metadata knows the whole schema (for Alembic)."""
+
+
+def import_all_models() -> None:
+    """Registers all SQLAlchemy models on the shared metadata."""
+    import app.credentials.models
+    import app.installations.models
+    import app.sync.models  # noqa: F401

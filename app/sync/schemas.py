@@ -1,0 +1,98 @@
+"""Pydantic shapes of sync runs in the admin API."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from app.sync.models import SyncRun
+
+
+class SyncRequest(BaseModel):
+    """Body of `POST .../syncs` (optional)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    full_refresh: bool = False
+
+
+class SyncQueued(BaseModel):
+    """Answer to a queued sync."""
+
+    run_id: str
+    status: str
+
+
+class StreamRunStats(BaseModel):
+    """Per-stream figures of one run."""
+
+    status: str
+    records_read: int = 0
+    records_written: int = 0
+    records_deleted: int = 0
+    records_skipped: int = 0
+    requests: int = 0
+    units_done: int = 0
+    units_total: int = 0
+    duration_seconds: float = 0.0
+    error: str | None = None
+    delete_guard: str | None = None
+
+
+class SyncRunView(BaseModel):
+    """One run as the admin API shows it."""
+
+    run_id: str
+    company_id: int
+    status: str
+    trigger: str
+    full_refresh: bool
+    queued_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    duration_seconds: float | None
+    attempts: int
+    cancel_requested: bool
+    error: str | None
+    requests: int
+    records: int
+    streams: dict[str, StreamRunStats]
+    missing_projects: list[int]
+
+    @classmethod
+    def of(cls, run: SyncRun) -> SyncRunView:
+        """Builds the view from a run row."""
+        stats: dict[str, Any] = run.stats or {}
+        duration = None
+        if run.started_at and run.finished_at:
+            duration = round((run.finished_at - run.started_at).total_seconds(), 3)
+        return cls(
+            run_id=run.id,
+            company_id=run.company_id,
+            status=run.status,
+            trigger=run.trigger,
+            full_refresh=run.full_refresh,
+            queued_at=run.queued_at,
+            started_at=run.started_at,
+            finished_at=run.finished_at,
+            duration_seconds=duration,
+            attempts=run.attempts,
+            cancel_requested=run.cancel_requested,
+            error=run.error,
+            requests=int(stats.get("requests", 0)),
+            records=int(stats.get("records", 0)),
+            streams={
+                name: StreamRunStats.model_validate(value)
+                for name, value in (stats.get("streams") or {}).items()
+            },
+            missing_projects=list(stats.get("missing_projects") or []),
+        )
+
+
+class SyncRunList(BaseModel):
+    """A page of run history, newest first."""
+
+    items: list[SyncRunView]
+    next_before: datetime | None

@@ -1,0 +1,276 @@
+"""Syncing one unit: one stream of one company or one project, page by page with checkpoints."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from app.core.database import unit_of_work, utcnow
+from app.procore import Page, RequestStats
+from app.sync import state as state_repo
+from app.sync.catalog import STREAMS, Cursor, Deletes, Stream
+from app.sync.context import PendingDelete, RunContext
+from app.sync.records import deleted_at_of, record_id, to_destination
+
+DATE_WINDOW_DAYS = 30
+
+
+def updated_at_filter(start: datetime, end: datetime) -> str:
+    """Procore's `filters[updated_at]` range in ISO 8601 UTC."""
+    fmt = "%Y-%m-%dT%H:%M:%SZ"
+    return f"{start.astimezone(UTC).strftime(fmt)}...{end.astimezone(UTC).strftime(fmt)}"
+
+
+class UnitSync:
+    """Reads one (stream, project) unit into the destination, resuming from its checkpoint."""
+
+    def __init__(self, ctx: RunContext, stream: Stream, project_id: int | None) -> None:
+        self.ctx = ctx
+        self.stream = stream
+        self.project_id = project_id
+        self.stats = ctx.stream_stats(stream.name)
+        self.requests = RequestStats()
+        self._counted_requests = 0
+
+    async def run(self) -> None:
+        """Syncs the unit; returns when its listing completed (or it was already done this run)."""
+        ctx = self.ctx
+        async with unit_of_work(ctx.rt.sessions) as session:
+            row = await state_repo.load(session, ctx.company_id, self.stream.name, self.project_id)
+            cursor, checkpoint = row.cursor, row.checkpoint
+            known_ids = row.known_ids
+            last_full_at = row.last_full_at
+        if checkpoint and checkpoint.get("run_id") == ctx.run_id and checkpoint.get("done"):
+            return  # finished before a restart of this run
+        resume = checkpoint if checkpoint and checkpoint.get("run_id") == ctx.run_id else None
+        if self.stream.cursor == Cursor.date_window:
+            await self._run_date_windows(cursor, resume)
+            return
+        full = self._is_full(cursor, last_full_at) if resume is None else bool(resume["full"])
+        params = self._params()
+        if not full and self.stream.cursor == Cursor.updated_at:
+            start = cursor - timedelta(seconds=ctx.rt.settings.lookback_seconds)  # type: ignore[operator]
+            params["filters[updated_at]"] = updated_at_filter(start, ctx.window_end)
+        if resume is not None:
+            params = dict(resume["params"])
+        start_page = int(resume["next_page"]) if resume else 1
+        seen: set[int] | None = set() if (full and resume is None) else None
+        listed: list[int] = []
+        async for page in self._pages(params, start_page):
+            ids = await self._write(page.records)
+            if seen is not None:
+                seen.update(ids)
+            elif known_ids is not None:
+                listed.extend(ids)
+            await self._checkpoint(
+                {
+                    "run_id": ctx.run_id,
+                    "full": full,
+                    "params": params,
+                    "next_page": page.next_page or page.page + 1,
+                },
+                written=len(ids),
+            )
+        await self._find_deletes(seen, known_ids, full)
+        await self._complete(
+            cursor=ctx.window_end if self.stream.cursor == Cursor.updated_at else None,
+            known_ids=self._known_after(seen, known_ids, listed),
+            full_done=seen is not None and known_ids is None,
+        )
+
+    def _is_full(self, cursor: datetime | None, last_full_at: datetime | None) -> bool:
+        settings = self.ctx.rt.settings
+        if self.ctx.full_refresh or cursor is None or self.stream.cursor == Cursor.none:
+            return True
+        if self.stream.deletes == Deletes.id_diff:
+            due = timedelta(seconds=settings.full_listing_interval_seconds)
+            return last_full_at is None or utcnow() - last_full_at >= due
+        return False
+
+    def _params(self) -> dict[str, Any]:
+        return self.stream.list_params(company_id=self.ctx.company_id, project_id=self.project_id)
+
+    def _path(self, parent_id: int | None = None) -> str:
+        return self.stream.list_path(
+            company_id=self.ctx.company_id, project_id=self.project_id, parent_id=parent_id
+        )
+
+    async def _pages(
+        self, params: dict[str, Any], start_page: int, path: str | None = None
+    ) -> AsyncIterator[Page]:
+        """Pages of a listing; the stop flag is checked before each page is used."""
+        ctx = self.ctx
+        pages = ctx.rt.procore.paginate(
+            ctx.creds,
+            path or self._path(),
+            company_id=ctx.company_id,
+            params=params,
+            stats=self.requests,
+            start_page=start_page,
+        )
+        async for page in pages:
+            self._count_requests()
+            ctx.check()
+            yield page
+        self._count_requests()
+
+    def _count_requests(self) -> None:
+        delta = self.requests.requests - self._counted_requests
+        self._counted_requests = self.requests.requests
+        self.stats.requests += delta
+        self.ctx.requests.requests += delta
+
+    async def _write(self, records: list[dict[str, Any]]) -> list[int]:
+        """Writes a page to the destination; returns the ids written."""
+        ctx = self.ctx
+        batch, skipped = to_destination(records, project_id=self.project_id, now=utcnow())
+        self.stats.records_read += len(records)
+        self.stats.records_skipped += skipped
+        if batch:
+            await ctx.destination.write(self.stream.name, ctx.company_id, batch, run_id=ctx.run_id)
+            self.stats.records_written += len(batch)
+        return [record.id for record in batch]
+
+    async def _checkpoint(self, checkpoint: dict[str, Any], *, written: int) -> None:
+        """Saves progress after the destination acknowledged the page."""
+        ctx = self.ctx
+        async with unit_of_work(ctx.rt.sessions) as session:
+            row = await state_repo.load(session, ctx.company_id, self.stream.name, self.project_id)
+            row.checkpoint = checkpoint
+            row.records = (row.records or 0) + written
+
+    async def _find_deletes(
+        self, seen: set[int] | None, known_ids: list[int] | None, full: bool
+    ) -> None:
+        """Queues the deletes this unit found; they are applied when the run succeeds."""
+        stream, ctx = self.stream, self.ctx
+        deleted: list[int] = []
+        if stream.deletes == Deletes.include_deleted:
+            params = self._params() | {"filters[include_deleted]": "only"}
+            async for page in self._pages(params, 1):
+                deleted.extend(self._deleted_ids(page.records, assume_deleted=True))
+        elif stream.deletes == Deletes.recycle_bin and stream.recycle_bin_path:
+            path = stream.recycle_bin_path.format(
+                company_id=ctx.company_id, project_id=self.project_id
+            )
+            async for page in self._pages(self._params(), 1, path=path):
+                deleted.extend(self._deleted_ids(page.records, assume_deleted=True))
+        elif stream.deletes == Deletes.id_diff and seen is not None and known_ids is not None:
+            gone = sorted(set(known_ids) - seen)
+            ctx.pending_deletes.append(
+                PendingDelete(stream.name, self.project_id, gone, len(known_ids), sorted(seen))
+            )
+            return
+        if deleted:
+            ctx.pending_deletes.append(
+                PendingDelete(stream.name, self.project_id, sorted(set(deleted)), 0, None)
+            )
+
+    @staticmethod
+    def _deleted_ids(records: list[dict[str, Any]], *, assume_deleted: bool) -> list[int]:
+        now = utcnow()
+        ids = []
+        for record in records:
+            rid = record_id(record)
+            if rid is not None and (assume_deleted or deleted_at_of(record, now) is not None):
+                ids.append(rid)
+        return ids
+
+    @staticmethod
+    def _known_after(
+        seen: set[int] | None, known_ids: list[int] | None, listed: list[int]
+    ) -> list[int] | None:
+        """Known ids to store now: a first full listing, or new ids added to the known set."""
+        if seen is not None and known_ids is None:
+            return sorted(seen)
+        if seen is None and known_ids is not None and listed:
+            return sorted(set(known_ids).union(listed))
+        return None
+
+    async def _complete(
+        self, *, cursor: datetime | None, known_ids: list[int] | None, full_done: bool
+    ) -> None:
+        """Marks the unit done for this run and advances its cursor."""
+        ctx = self.ctx
+        now = utcnow()
+        async with unit_of_work(ctx.rt.sessions) as session:
+            row = await state_repo.load(session, ctx.company_id, self.stream.name, self.project_id)
+            if cursor is not None:
+                row.cursor = cursor
+            row.checkpoint = {"run_id": ctx.run_id, "done": True}
+            row.last_success_at = now
+            if known_ids is not None:
+                row.known_ids = known_ids
+            if full_done:
+                row.last_full_at = now
+        self.stats.units_done += 1
+
+    async def _run_date_windows(
+        self, cursor: datetime | None, resume: dict[str, Any] | None
+    ) -> None:
+        """Daily logs: read date windows from the cursor (or the history start) up to today."""
+        ctx = self.ctx
+        today = ctx.window_end.date()
+        if resume is not None:
+            start = date.fromisoformat(resume["window_start"])
+        elif cursor is not None and not ctx.full_refresh:
+            start = cursor.date() - timedelta(days=1)
+        else:
+            start = ctx.rt.settings.history_start_date(today)
+        while start <= today:
+            end = min(start + timedelta(days=DATE_WINDOW_DAYS - 1), today)
+            params = self._params() | {"start_date": start.isoformat(), "end_date": end.isoformat()}
+            written = 0
+            async for page in self._pages(params, 1):
+                written += len(await self._write(page.records))
+            start = end + timedelta(days=1)
+            await self._checkpoint(
+                {"run_id": ctx.run_id, "full": False, "window_start": start.isoformat()},
+                written=written,
+            )
+        await self._complete(
+            cursor=datetime.combine(today, datetime.min.time(), UTC),
+            known_ids=None,
+            full_done=False,
+        )
+
+
+class ChildUnitSync(UnitSync):
+    """A child stream (e.g. budget_detail_rows): listed per parent record, always in full."""
+
+    async def run(self) -> None:
+        """Lists the parent ids, then each parent's children; resumes per parent."""
+        ctx = self.ctx
+        parent = STREAMS[self.stream.parent or ""]
+        async with unit_of_work(ctx.rt.sessions) as session:
+            row = await state_repo.load(session, ctx.company_id, self.stream.name, self.project_id)
+            checkpoint, known_ids = row.checkpoint, row.known_ids
+        if checkpoint and checkpoint.get("run_id") == ctx.run_id and checkpoint.get("done"):
+            return
+        resume = checkpoint if checkpoint and checkpoint.get("run_id") == ctx.run_id else None
+        done: list[int] = list(resume["parents_done"]) if resume else []
+        parent_path = parent.list_path(company_id=ctx.company_id, project_id=self.project_id)
+        parent_ids: list[int] = []
+        async for page in self._pages(self._params(), 1, path=parent_path):
+            parent_ids.extend(rid for rid in map(record_id, page.records) if rid is not None)
+        seen: set[int] | None = set() if resume is None else None
+        for parent_id in parent_ids:
+            if parent_id in done:
+                continue
+            written = 0
+            async for page in self._pages(self._params(), 1, path=self._path(parent_id)):
+                ids = await self._write(page.records)
+                written += len(ids)
+                if seen is not None:
+                    seen.update(ids)
+            done.append(parent_id)
+            await self._checkpoint(
+                {"run_id": ctx.run_id, "full": True, "parents_done": done}, written=written
+            )
+        await self._find_deletes(seen, known_ids, True)
+        await self._complete(
+            cursor=None,
+            known_ids=self._known_after(seen, known_ids, []),
+            full_done=seen is not None and known_ids is None,
+        )
