@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from app.destinations.base import Destination
+from app.destinations.base import Destination, InvalidDestinationURL
 from app.destinations.urls import FileTarget, HTTPTarget, SQLTarget, parse_destination_url
 
 
@@ -22,7 +22,15 @@ def create_destination(
 
         return SQLDestination(target, table_prefix=table_prefix)
     if isinstance(target, FileTarget):
-        raise NotImplementedError("file destinations are not built yet")
+        from app.destinations.files import FileDestination
+
+        return FileDestination(target)
     if isinstance(target, HTTPTarget):
-        raise NotImplementedError("HTTP destinations are not built yet")
+        from app.destinations.http import HTTPDestination
+
+        if signing_secret is None:
+            raise InvalidDestinationURL(
+                "destination_url: an https:// destination needs the installation's signing secret"
+            )
+        return HTTPDestination(target, signing_secret=signing_secret, http=http)
     raise AssertionError(f"unhandled destination target {target!r}")  # pragma: no cover

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -132,7 +133,7 @@ def tombstone_line(
     }
 
 
-def unique_last(records: list[DestinationRecord]) -> list[DestinationRecord]:
+def unique_last(records: Iterable[DestinationRecord]) -> list[DestinationRecord]:
     """Returns the records with duplicate ids removed, keeping the last occurrence of each."""
     by_id: dict[int, DestinationRecord] = {}
     for record in records:

@@ -220,7 +220,7 @@ class SQLDestination(Destination):
                 "synced_at": synced_at,
                 "data": record.data,
             }
-            for record in unique_last(list(records))
+            for record in unique_last(records)
         ]
         statement = self._upsert(table)
         async with self._engine_or_fail().begin() as conn:

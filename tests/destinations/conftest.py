@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
+
+from app.destinations.signing import generate_signing_secret
+from tests.destinations.receiver import Receiver
 
 POSTGRES_URL_VARIABLE = "CONNECTOR_TEST_POSTGRES_URL"
 
@@ -46,3 +49,19 @@ async def sql_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
             yield with_query(base, schema=schema)
         finally:
             await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+@pytest.fixture
+def signing_secret() -> str:
+    """Returns a fresh Standard Webhooks secret."""
+    return generate_signing_secret()
+
+
+@pytest.fixture
+def receiver(signing_secret: str) -> Iterator[Receiver]:
+    """Yields a running loopback receiver that verifies signatures with signing_secret."""
+    server = Receiver(signing_secret).start()
+    try:
+        yield server
+    finally:
+        server.stop()
