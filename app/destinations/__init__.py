@@ -1,0 +1,22 @@
+"""Destinations: where synced records go (SQL tables, JSON-lines files, signed HTTP push)."""
+
+from app.destinations.base import (
+    Destination,
+    DestinationError,
+    DestinationRejected,
+    InvalidDestinationURL,
+)
+from app.destinations.factory import create_destination
+from app.destinations.records import DestinationRecord
+from app.destinations.urls import redact_destination_url, validate_destination_url
+
+__all__ = [
+    "Destination",
+    "DestinationError",
+    "DestinationRecord",
+    "DestinationRejected",
+    "InvalidDestinationURL",
+    "create_destination",
+    "redact_destination_url",
+    "validate_destination_url",
+]

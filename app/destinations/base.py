@@ -1,0 +1,83 @@
+"""The destination interface every target (SQL, files, HTTP push) implements, and its errors."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+from datetime import datetime
+from types import TracebackType
+from typing import Self
+
+from app.destinations.records import DestinationRecord
+
+
+class InvalidDestinationURL(ValueError):
+    """A destination URL that cannot be used; the message is safe to show (no secrets)."""
+
+
+class DestinationError(Exception):
+    """A destination failed to store a batch; the run should fail and may be retried later."""
+
+
+class DestinationRejected(DestinationError):
+    """The receiver refused a batch for good (an HTTP 4xx other than 408 and 429)."""
+
+    def __init__(self, status: int, answer: str, *, limit: int = 500) -> None:
+        self.status = status
+        self.answer = answer if len(answer) <= limit else answer[:limit] + "…"
+        super().__init__(f"destination rejected the batch with HTTP {status}: {self.answer}")
+
+
+class Destination(abc.ABC):
+    """Where synced records go; one instance per destination URL, safe for concurrent writes."""
+
+    @abc.abstractmethod
+    async def open(self) -> None:
+        """Connects to the destination; what it needs per stream is created lazily."""
+
+    @abc.abstractmethod
+    async def write(
+        self,
+        stream: str,
+        company_id: int,
+        records: Sequence[DestinationRecord],
+        *,
+        run_id: str,
+    ) -> None:
+        """Upserts one batch idempotently; returns only once the batch is durable."""
+
+    @abc.abstractmethod
+    async def mark_deleted(
+        self,
+        stream: str,
+        company_id: int,
+        ids: Sequence[int],
+        deleted_at: datetime,
+        *,
+        run_id: str,
+    ) -> int:
+        """Marks those records deleted and returns how many were marked."""
+
+    @abc.abstractmethod
+    async def finish_run(self, run_id: str, *, succeeded: bool) -> None:
+        """Records the end of a run (a manifest for files; nothing for SQL)."""
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Releases connections and clients; safe to call more than once."""
+
+    @abc.abstractmethod
+    def describe(self) -> str:
+        """Returns a human description of the destination with credentials redacted."""
+
+    async def __aenter__(self) -> Self:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()

@@ -1,0 +1,285 @@
+"""ProcoreClient: authenticated, paced, retried GETs and page-by-page listings."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import Any
+
+import httpx
+
+from app.procore.connection import USER_AGENT
+from app.procore.credentials import ProcoreCredentials, RequestStats
+from app.procore.errors import (
+    ProcoreError,
+    ProcoreNetworkError,
+    ProcoreRateLimitError,
+    ProcoreServerError,
+    error_for_response,
+    message_from_response,
+    request_id_of,
+)
+from app.procore.health import HealthCounters
+from app.procore.paging import Page, next_page_number, records_of
+from app.procore.ratelimit import CompanyLimiter, RateLimiters
+from app.procore.retry import (
+    RetryBudget,
+    RetryPolicy,
+    is_retryable_exception,
+    is_retryable_status,
+    parse_retry_after,
+)
+from app.procore.tokens import TokenCache
+
+Params = Mapping[str, str | int | Sequence[str]]
+
+# The only endpoints Procore answers without a Procore-Company-Id header.
+COMPANYLESS_PATHS = frozenset({"/rest/v1.0/companies", "/rest/v1.0/me"})
+COMPANIES_PATH = "/rest/v1.0/companies"
+
+
+def needs_company_header(path: str) -> bool:
+    """Tells whether Procore requires ``Procore-Company-Id`` on a call to this path."""
+    return path.split("?", 1)[0].rstrip("/") not in COMPANYLESS_PATHS
+
+
+def _query_items(params: Params | None) -> list[tuple[str, str | int | float | bool | None]]:
+    items: list[tuple[str, str | int | float | bool | None]] = []
+    for name, value in (params or {}).items():
+        if isinstance(value, str | int):
+            items.append((name, str(value)))
+        else:
+            items.extend((name, str(v)) for v in value)
+    return items
+
+
+class ProcoreClient:
+    """One client per external API: tokens, pacing, retries and health counters for Procore."""
+
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        *,
+        api_url: str,
+        login_url: str,
+        per_page: int = 1000,
+        health: HealthCounters | None = None,
+        max_attempts: int = 6,
+        max_retry_seconds: float = 300,
+        token_refresh_margin: float = 300,
+        retry_base_delay: float = 0.5,
+        retry_max_delay: float = 30.0,
+        limiters: RateLimiters | None = None,
+        user_agent: str = USER_AGENT,
+    ) -> None:
+        if per_page < 1:
+            raise ValueError("per_page must be at least 1")
+        self._http = http
+        self._api_url = api_url.rstrip("/")
+        self.per_page = per_page
+        self.health = health if health is not None else HealthCounters()
+        self._retry = RetryPolicy(
+            max_attempts=max(1, max_attempts),
+            max_seconds=max_retry_seconds,
+            base_delay=retry_base_delay,
+            max_delay=retry_max_delay,
+        )
+        self._user_agent = user_agent
+        self._tokens = TokenCache(
+            http,
+            login_url=login_url,
+            retry=self._retry,
+            refresh_margin=token_refresh_margin,
+            user_agent=user_agent,
+        )
+        self._limiters = limiters if limiters is not None else RateLimiters()
+
+    async def get(
+        self,
+        creds: ProcoreCredentials,
+        path: str,
+        *,
+        company_id: int | None,
+        params: Params | None = None,
+        stats: RequestStats | None = None,
+    ) -> Any:
+        """Returns the decoded JSON of one GET (None for an empty body)."""
+        response = await self._send(creds, path, company_id, _query_items(params), stats)
+        return self._decode(response, path)
+
+    async def paginate(
+        self,
+        creds: ProcoreCredentials,
+        path: str,
+        *,
+        company_id: int | None,
+        params: Params | None = None,
+        stats: RequestStats | None = None,
+        start_page: int = 1,
+    ) -> AsyncIterator[Page]:
+        """Yields a listing page by page from ``start_page``, following ``Link: next``."""
+        base = [(k, v) for k, v in _query_items(params) if k not in ("page", "per_page")]
+        page: int | None = max(1, start_page)
+        while page is not None:
+            query = [*base, ("page", str(page)), ("per_page", str(self.per_page))]
+            response = await self._send(creds, path, company_id, query, stats)
+            records, is_list = records_of(self._decode(response, path))
+            if is_list:
+                next_page, total = next_page_number(
+                    page, len(records), response.headers, self.per_page
+                )
+            else:
+                next_page, total = None, None  # a single object: this endpoint does not page
+            yield Page(records=records, page=page, next_page=next_page, total=total)
+            page = next_page
+
+    async def list_companies(
+        self, creds: ProcoreCredentials, *, stats: RequestStats | None = None
+    ) -> list[dict[str, Any]]:
+        """Returns every company where the app is installed (all pages, no company header)."""
+        companies: list[dict[str, Any]] = []
+        async for page in self.paginate(creds, COMPANIES_PATH, company_id=None, stats=stats):
+            companies.extend(page.records)
+        return companies
+
+    async def check_credentials(
+        self, creds: ProcoreCredentials, *, stats: RequestStats | None = None
+    ) -> None:
+        """Fetches a fresh token; raises InvalidClientError with Procore's reason if refused."""
+        await self._tokens.refresh(creds, stats)
+
+    async def invalidate_token(self, creds: ProcoreCredentials) -> None:
+        """Drops the cached token of these credentials; the next call fetches a new one."""
+        self._tokens.invalidate(creds)
+
+    async def forget_credentials(self, creds: ProcoreCredentials) -> None:
+        """Forgets the token and any invalid mark of these credentials (they were changed)."""
+        self._tokens.forget(creds)
+
+    def credentials_invalid(self, creds: ProcoreCredentials) -> bool:
+        """Tells whether these credentials were rejected and are not being called any more."""
+        return self._tokens.is_invalid(creds)
+
+    def limiter(self, creds: ProcoreCredentials, company_id: int | None) -> CompanyLimiter:
+        """Returns the rate limiter shared by every call with this token for this company."""
+        return self._limiters.get(creds.client_id, company_id)
+
+    async def _send(
+        self,
+        creds: ProcoreCredentials,
+        path: str,
+        company_id: int | None,
+        query: list[tuple[str, str | int | float | bool | None]],
+        stats: RequestStats | None,
+    ) -> httpx.Response:
+        if not path.startswith("/"):
+            raise ValueError(f"path must start with '/': {path!r}")
+        header_needed = needs_company_header(path)
+        if company_id is None and header_needed:
+            raise ValueError(f"company_id is required for {path}")
+        self._tokens.ensure_valid(creds)
+        limiter = self.limiter(creds, company_id)
+        budget = self._retry.start()
+        url = self._api_url + path
+        refreshed = False
+        while True:
+            token = await self._tokens.token(creds, stats)
+            headers = {
+                "Authorization": f"Bearer {token}",
+                "Accept": "application/json",
+                "User-Agent": self._user_agent,
+            }
+            if company_id is not None:
+                headers["Procore-Company-Id"] = str(company_id)
+            header_ok = company_id is not None or not header_needed
+            await limiter.acquire()
+            response: httpx.Response | None = None
+            failure: httpx.HTTPError | None = None
+            try:
+                response = await self._http.get(url, params=query, headers=headers)
+            except httpx.HTTPError as exc:
+                failure = exc
+            finally:
+                limiter.release(
+                    response.headers if response is not None else None,
+                    response.status_code if response is not None else None,
+                )
+            status = response.status_code if response is not None else 0
+            self._count(stats, company_id, status, header_ok)
+            if response is None:
+                assert failure is not None
+                if not is_retryable_exception(failure):
+                    raise failure
+                await self._backoff_or_raise(
+                    budget,
+                    ProcoreNetworkError(
+                        f"no answer from Procore: {type(failure).__name__}", path=path
+                    ),
+                )
+                continue
+            if status < 400:
+                return response
+            if status == 401 and not refreshed:
+                # One refresh and one retry; concurrent 401s on the same token refresh once.
+                self._tokens.invalidate(creds, used=token)
+                refreshed = True
+                continue
+            if status == 429 or (status == 503 and "retry-after" in response.headers):
+                self._wait_for_window(budget, limiter, response, path)
+                continue
+            if is_retryable_status(status):
+                await self._backoff_or_raise(budget, error_for_response(response, path))
+                continue
+            raise error_for_response(response, path)
+
+    def _count(
+        self, stats: RequestStats | None, company_id: int | None, status: int, header_ok: bool
+    ) -> None:
+        if stats is not None:
+            stats.requests += 1
+            if status:
+                stats.record_status(status)
+            else:
+                stats.network_errors += 1
+        self.health.record(company_id, status, company_header_sent=header_ok)
+
+    @staticmethod
+    async def _backoff_or_raise(budget: RetryBudget, error: ProcoreError) -> None:
+        delay = budget.backoff()
+        if delay is None:
+            raise error
+        await asyncio.sleep(delay)
+
+    @staticmethod
+    def _wait_for_window(
+        budget: RetryBudget, limiter: CompanyLimiter, response: httpx.Response, path: str
+    ) -> None:
+        """After a 429/503: holds every request to this company until Retry-After or the reset."""
+        wait = parse_retry_after(response.headers.get("retry-after"))
+        if wait is None:
+            wait = limiter.seconds_until_reset()
+        delay = budget.wait(wait) if wait is not None else budget.backoff()
+        if delay is None:
+            cls = ProcoreRateLimitError if response.status_code == 429 else ProcoreServerError
+            raise cls(
+                message_from_response(response),
+                status=response.status_code,
+                request_id=request_id_of(response),
+                path=path,
+            )
+        limiter.block_for(delay)
+
+    @staticmethod
+    def _decode(response: httpx.Response, path: str) -> Any:
+        if not response.content:
+            return None
+        try:
+            return json.loads(response.content)
+        except (ValueError, UnicodeDecodeError):
+            raise ProcoreError(
+                "Procore answered with a body that is not JSON",
+                status=response.status_code,
+                request_id=request_id_of(response),
+                path=path,
+            ) from None

@@ -1,0 +1,95 @@
+"""Pages of a Procore list: the Page type and how the next page is found."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+_LINK_PART = re.compile(r"<([^>]*)>\s*((?:;\s*[^;,]+)*)")
+_REL = re.compile(r"""rel\s*=\s*"?([^";]+)"?""")
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of a listing: its records, its number, the next page's number and the total."""
+
+    records: list[dict[str, Any]]
+    page: int
+    next_page: int | None
+    total: int | None
+
+
+def link_targets(link_header: str) -> dict[str, str]:
+    """Returns the URL of each ``rel`` in an RFC 8288 ``Link`` header."""
+    targets: dict[str, str] = {}
+    for match in _LINK_PART.finditer(link_header):
+        url, params = match.group(1), match.group(2)
+        for rel in _REL.findall(params):
+            for name in rel.split():
+                targets.setdefault(name.lower(), url)
+    return targets
+
+
+def page_number_of(url: str) -> int | None:
+    """Returns the ``page`` query parameter of a URL, if it is a positive integer."""
+    values = parse_qs(urlsplit(url).query).get("page")
+    if not values:
+        return None
+    try:
+        number = int(values[0])
+    except ValueError:
+        return None
+    return number if number > 0 else None
+
+
+def _int_header(headers: Mapping[str, str], name: str) -> int | None:
+    raw = headers.get(name)
+    try:
+        return int(raw) if raw is not None else None
+    except ValueError:
+        return None
+
+
+def records_of(body: Any) -> tuple[list[dict[str, Any]], bool]:
+    """Returns the records of a list answer and whether the answer was a list at all.
+
+    Lists are the usual shape; ``{"data": [...]}`` is the v2 envelope; any other object is a
+    single record from an endpoint that does not page; ``null`` is an empty answer.
+    """
+    if isinstance(body, list):
+        return [item for item in body if isinstance(item, dict)], True
+    if isinstance(body, dict):
+        data = body.get("data")
+        if isinstance(data, list):
+            return [item for item in data if isinstance(item, dict)], True
+        return [body], False
+    return [], False
+
+
+def next_page_number(
+    page: int, record_count: int, headers: Mapping[str, str], requested_per_page: int
+) -> tuple[int | None, int | None]:
+    """Returns (next page or None, total or None) from the ``Link``, ``Total`` and ``Per-Page``."""
+    total = _int_header(headers, "total")
+    if record_count == 0:
+        return None, total
+    link = headers.get("link")
+    if link:
+        targets = link_targets(link)
+        next_url = targets.get("next")
+        if next_url is None:
+            return None, total
+        number = page_number_of(next_url)
+        if number is None or number <= page:
+            number = page + 1
+        return number, total
+    per_page = _int_header(headers, "per-page") or requested_per_page
+    if total is not None and per_page > 0:
+        last_page = math.ceil(total / per_page)
+        return (page + 1 if page < last_page else None), total
+    # Nothing to go by: a full page suggests more may follow.
+    return (page + 1 if record_count >= per_page else None), total

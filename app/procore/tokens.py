@@ -1,0 +1,203 @@
+"""Client-credentials tokens: one cached token per credential, shared by every task."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from app.procore.credentials import ProcoreCredentials, RequestStats
+from app.procore.errors import (
+    InvalidClientError,
+    ProcoreAuthError,
+    ProcoreError,
+    ProcoreNetworkError,
+    error_for_response,
+    message_from_body,
+    redact,
+    request_id_of,
+)
+from app.procore.retry import (
+    RetryPolicy,
+    is_retryable_exception,
+    is_retryable_status,
+    parse_retry_after,
+)
+
+TOKEN_PATH = "/oauth/token"  # noqa: S105 - a URL path, not a secret
+
+
+@dataclass(frozen=True)
+class AccessToken:
+    """A bearer token and when (monotonic seconds) it should be replaced."""
+
+    value: str = field(repr=False)
+    refresh_at: float
+    expires_at: float
+
+
+def _json_or_none(response: httpx.Response) -> Any:
+    try:
+        return json.loads(response.content)
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
+class TokenCache:
+    """Fetches, caches and refreshes client-credentials tokens, one per credential."""
+
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        *,
+        login_url: str,
+        retry: RetryPolicy,
+        refresh_margin: float = 300.0,
+        user_agent: str,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._http = http
+        self._token_url = login_url.rstrip("/") + TOKEN_PATH
+        self._retry = retry
+        self._refresh_margin = refresh_margin
+        self._user_agent = user_agent
+        self._clock = clock
+        self._tokens: dict[tuple[str, str], AccessToken] = {}
+        self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+        self._invalid: dict[tuple[str, str], InvalidClientError] = {}
+
+    def ensure_valid(self, creds: ProcoreCredentials) -> None:
+        """Raises the remembered InvalidClientError if these credentials were rejected."""
+        known = self._invalid.get(creds.cache_key())
+        if known is not None:
+            raise InvalidClientError(
+                known.message, status=known.status, request_id=known.request_id, path=known.path
+            )
+
+    def is_invalid(self, creds: ProcoreCredentials) -> bool:
+        """Tells whether the token endpoint rejected these credentials (until told otherwise)."""
+        return creds.cache_key() in self._invalid
+
+    async def token(self, creds: ProcoreCredentials, stats: RequestStats | None = None) -> str:
+        """Returns a usable token, fetching one (once, for all waiting tasks) if needed."""
+        key = creds.cache_key()
+        cached = self._fresh(key)
+        if cached is not None:
+            return cached.value
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        async with lock:
+            self.ensure_valid(creds)
+            cached = self._fresh(key)
+            if cached is not None:
+                return cached.value
+            fetched = await self._fetch(creds, stats)
+            self._tokens[key] = fetched
+            return fetched.value
+
+    async def refresh(self, creds: ProcoreCredentials, stats: RequestStats | None = None) -> None:
+        """Forgets the invalid mark and any cached token, then fetches a fresh token."""
+        key = creds.cache_key()
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        async with lock:
+            self._invalid.pop(key, None)
+            self._tokens.pop(key, None)
+            self._tokens[key] = await self._fetch(creds, stats)
+
+    def invalidate(self, creds: ProcoreCredentials, used: str | None = None) -> None:
+        """Drops the cached token, but only if it is still the one that was refused."""
+        key = creds.cache_key()
+        cached = self._tokens.get(key)
+        if cached is not None and (used is None or cached.value == used):
+            del self._tokens[key]
+
+    def forget(self, creds: ProcoreCredentials) -> None:
+        """Forgets everything known about these credentials (they changed or were fixed)."""
+        key = creds.cache_key()
+        self._tokens.pop(key, None)
+        self._invalid.pop(key, None)
+
+    def _fresh(self, key: tuple[str, str]) -> AccessToken | None:
+        cached = self._tokens.get(key)
+        if cached is not None and self._clock() < cached.refresh_at:
+            return cached
+        return None
+
+    async def _fetch(self, creds: ProcoreCredentials, stats: RequestStats | None) -> AccessToken:
+        budget = self._retry.start(self._clock)
+        secrets = (creds.client_secret,)
+        form = {
+            "grant_type": "client_credentials",
+            "client_id": creds.client_id,
+            "client_secret": creds.client_secret,
+        }
+        headers = {"Accept": "application/json", "User-Agent": self._user_agent}
+        while True:
+            sent_at = self._clock()
+            if stats is not None:
+                stats.token_requests += 1
+            try:
+                response = await self._http.post(self._token_url, data=form, headers=headers)
+            except httpx.HTTPError as exc:
+                if not is_retryable_exception(exc):
+                    raise
+                delay = budget.backoff()
+                if delay is None:
+                    raise ProcoreNetworkError(
+                        f"token request failed: {type(exc).__name__}", path=TOKEN_PATH
+                    ) from None
+                await asyncio.sleep(delay)
+                continue
+            if response.status_code == 200:
+                return self._parse_token(response, sent_at, secrets)
+            body = _json_or_none(response)
+            if isinstance(body, dict) and body.get("error") == "invalid_client":
+                error = InvalidClientError(
+                    redact(message_from_body(body) or "invalid_client", secrets),
+                    status=response.status_code,
+                    request_id=request_id_of(response),
+                    path=TOKEN_PATH,
+                )
+                self._invalid[creds.cache_key()] = error
+                self._tokens.pop(creds.cache_key(), None)
+                raise error
+            if is_retryable_status(response.status_code):
+                wait = parse_retry_after(response.headers.get("retry-after"))
+                delay = budget.wait(wait) if wait is not None else budget.backoff()
+                if delay is not None:
+                    await asyncio.sleep(delay)
+                    continue
+            failed = error_for_response(response, TOKEN_PATH, secrets=secrets)
+            if 400 <= response.status_code < 500:
+                raise ProcoreAuthError(
+                    f"token request refused: {failed.message}",
+                    status=failed.status,
+                    request_id=failed.request_id,
+                    path=TOKEN_PATH,
+                )
+            raise failed
+
+    def _parse_token(
+        self, response: httpx.Response, sent_at: float, secrets: tuple[str, ...]
+    ) -> AccessToken:
+        body = _json_or_none(response)
+        value = body.get("access_token") if isinstance(body, dict) else None
+        if not isinstance(value, str) or not value:
+            raise ProcoreError(
+                "token endpoint answered without an access_token",
+                status=response.status_code,
+                request_id=request_id_of(response),
+                path=TOKEN_PATH,
+            )
+        try:
+            lifetime = float(body.get("expires_in", 5400))
+        except (TypeError, ValueError):
+            lifetime = 5400.0
+        # Refresh a little early; short-lived tokens get a proportionally short margin.
+        margin = min(self._refresh_margin, lifetime / 10)
+        return AccessToken(value, refresh_at=sent_at + lifetime - margin,
+                           expires_at=sent_at + lifetime)
