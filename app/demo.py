@@ -5,17 +5,16 @@ from __future__ import annotations
 import json
 import shutil
 import sqlite3
-import threading
 import time
 import uuid
 from pathlib import Path
 from typing import Any
 
 import httpx
-import uvicorn
 from rich.console import Console
 from rich.table import Table
 
+from app.core.server_thread import ServiceThread
 from app.core.settings import Settings
 from app.credentials.crypto import generate_key
 from app.destinations.signing import generate_signing_secret, sign
@@ -23,29 +22,6 @@ from app.main import create_app
 
 DEMO_DIR = Path("data") / "demo"
 TIMEOUT_SECONDS = 120.0
-
-
-class ServiceThread:
-    """Runs a uvicorn server for an ASGI app in a background thread on a free loopback port."""
-
-    def __init__(self, app: Any) -> None:
-        config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> str:
-        self.thread.start()
-        deadline = time.monotonic() + 30
-        while not self.server.started:
-            if not self.thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("the service did not start (see the log above)")
-            time.sleep(0.05)
-        port = self.server.servers[0].sockets[0].getsockname()[1]
-        return f"http://127.0.0.1:{port}"
-
-    def __exit__(self, *_: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=30)
 
 
 def signed_callback(secret: str, event: dict[str, Any]) -> tuple[bytes, dict[str, str]]:
@@ -87,8 +63,9 @@ def table_counts(path: Path) -> dict[str, tuple[int, int]]:
 
 def run_demo(*, keep_running: bool = False) -> int:
     """Runs the whole demo; returns the process exit code."""
-    from procore_sim import SimulatorConfig
     from procore_sim.server import SimulatorServer
+
+    from procore_sim import SimulatorConfig
 
     console = Console()
     started = time.monotonic()

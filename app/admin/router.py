@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query, status
 
@@ -23,7 +23,7 @@ from app.sync.models import RunStatus
 from app.sync.schemas import SyncQueued, SyncRequest, SyncRunList, SyncRunView
 
 router = APIRouter(prefix="/admin/v1", tags=["admin"])
-ERRORS = {401: {"description": "missing or invalid bearer token"}}
+ERRORS: dict[int | str, dict[str, Any]] = {401: {"description": "missing or invalid bearer token"}}
 
 
 @router.get("/installations", response_model=list[InstallationView], responses=ERRORS)

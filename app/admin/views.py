@@ -17,9 +17,9 @@ from app.installations.schemas import (
     RunSummary,
     StreamStateView,
 )
-from app.sync.models import SyncRun
 from app.sync import state as state_repo
 from app.sync.catalog import parse_stream_selection
+from app.sync.models import SyncRun
 from app.sync.state import COMPANY_SCOPE
 
 
@@ -55,7 +55,7 @@ async def installation_view(
         paused=inst.paused,
         destination=redact_destination_url(await service.destination_url_for(session, rt, inst)),
         credentials=CredentialsView(
-            source=service.credentials_source(inst, rt),  # type: ignore[arg-type]
+            source=service.credentials_source(inst, rt),
             client_id=inst.client_id or rt.settings.client_id,
             client_secret_set=has_secret or bool(rt.settings.client_secret and not inst.client_id),
         ),

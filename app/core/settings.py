@@ -133,7 +133,9 @@ class Settings(BaseSettings):
         try:
             url = make_url(value)
         except ArgumentError:
-            raise ValueError("is not a valid SQLAlchemy URL (e.g. sqlite:///data/connector.db)")
+            raise ValueError(
+                "is not a valid SQLAlchemy URL (e.g. sqlite:///data/connector.db)"
+            ) from None
         if url.get_backend_name() not in ("sqlite", "postgresql"):
             raise ValueError("only sqlite:// and postgresql:// databases are supported")
         return value

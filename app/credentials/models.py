@@ -14,9 +14,9 @@ from app.core.database import Base, utcnow
 class SecretKind(StrEnum):
     """What a stored secret is; part of the associated data that binds the ciphertext."""
 
-    client_secret = "client_secret"
+    client_secret = "client_secret"  # noqa: S105
     destination_url = "destination_url"
-    destination_signing_secret = "destination_signing_secret"
+    destination_signing_secret = "destination_signing_secret"  # noqa: S105
 
 
 class StoredSecret(Base):

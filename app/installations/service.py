@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.database import utcnow
@@ -145,7 +147,7 @@ def app_credentials(rt: Runtime) -> ProcoreCredentials:
     return ProcoreCredentials(settings.client_id, settings.client_secret.get_secret_value())
 
 
-def credentials_source(inst: Installation, rt: Runtime) -> str:
+def credentials_source(inst: Installation, rt: Runtime) -> Literal["installation", "app", "none"]:
     """Where this installation's credentials come from: installation, app or none."""
     if inst.client_id:
         return "installation"

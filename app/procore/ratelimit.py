@@ -152,8 +152,10 @@ class CompanyLimiter:
             reset_at = now + reset_raw
         if reset_at + self._reset_margin <= now:
             return  # an answer from a window that is already over
-        if self._reset_raw is not None and self._remaining is not None and (
-            reset_raw == self._reset_raw
+        if (
+            self._reset_raw is not None
+            and self._remaining is not None
+            and (reset_raw == self._reset_raw)
         ):
             remaining = min(remaining, self._remaining)
         self._limit = limit if limit is not None else self._limit

@@ -199,5 +199,6 @@ class TokenCache:
             lifetime = 5400.0
         # Refresh a little early; short-lived tokens get a proportionally short margin.
         margin = min(self._refresh_margin, lifetime / 10)
-        return AccessToken(value, refresh_at=sent_at + lifetime - margin,
-                           expires_at=sent_at + lifetime)
+        return AccessToken(
+            value, refresh_at=sent_at + lifetime - margin, expires_at=sent_at + lifetime
+        )

@@ -19,7 +19,7 @@ from app.sync.models import ACTIVE_STATUSES, RunStatus, SyncRun
 async def enqueue(
     session: AsyncSession, company_id: int, *, trigger: str, full_refresh: bool = False
 ) -> tuple[SyncRun, bool]:
-    """Queues a run; returns (run, created). An already queued run is reused; a running one is a 409."""
+    """Queues a run; returns (run, created). A queued run is reused; a running one is a 409."""
     run = SyncRun(
         id=str(uuid.uuid4()),
         company_id=company_id,
@@ -180,7 +180,7 @@ async def finish(
         )
         .execution_options(synchronize_session=False)
     )
-    return result.rowcount == 1  # type: ignore[attr-defined]
+    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
 
 async def save_stats(session: AsyncSession, run_id: str, stats: dict[str, Any]) -> None:

@@ -41,7 +41,7 @@ class Schedule:
             slot = (epoch // self.interval_seconds + 1) * self.interval_seconds
             return datetime.fromtimestamp(slot + offset, UTC)
         assert self.cron is not None
-        fire = self.cron.get_next_fire_time(None, base + timedelta(seconds=1))
+        fire: datetime = self.cron.get_next_fire_time(None, base + timedelta(seconds=1))
         return fire.astimezone(UTC) + timedelta(seconds=offset)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from typing import Any
 
 import structlog
@@ -28,7 +29,7 @@ class Worker:
     def __init__(self, rt: Runtime, *, concurrency: int | None = None) -> None:
         self.rt = rt
         self.concurrency = concurrency or rt.settings.worker_concurrency
-        self.running: dict[str, tuple[int, asyncio.Event, asyncio.Task[None]]] = {}
+        self.running: dict[str, tuple[int, asyncio.Event, asyncio.Task[RunStatus]]] = {}
         self._closing = False
 
     @property
@@ -52,22 +53,22 @@ class Worker:
             stop = asyncio.Event()
             task = asyncio.create_task(self._execute(run, stop), name=f"sync-{run.id}")
             self.running[run.id] = (run.company_id, stop, task)
-            task.add_done_callback(lambda _t, run_id=run.id: self._finished(run_id))
+            task.add_done_callback(functools.partial(self._finished, run.id))
             started += 1
         return started
 
-    def _finished(self, run_id: str) -> None:
+    def _finished(self, run_id: str, _task: object = None) -> None:
         self.running.pop(run_id, None)
         self.rt.wake_scheduler()
 
-    async def shutdown(self, timeout: float = 30.0) -> None:
-        """Asks every running sync to checkpoint and stop, waiting at most `timeout` seconds."""
+    async def shutdown(self, grace_seconds: float = 30.0) -> None:
+        """Asks every running sync to checkpoint and stop, waiting at most `grace_seconds`."""
         self._closing = True
         for _, stop, _ in self.running.values():
             stop.set()
         tasks = [task for _, _, task in self.running.values()]
         if tasks:
-            _, pending = await asyncio.wait(tasks, timeout=timeout)
+            _, pending = await asyncio.wait(tasks, timeout=grace_seconds)
             for task in pending:
                 task.cancel()
 
@@ -75,7 +76,7 @@ class Worker:
         """Executes one claimed run in the foreground (used by `connector sync`)."""
         return await self._execute(run, stop or asyncio.Event())
 
-    async def _execute(self, run: SyncRun, stop: asyncio.Event) -> Any:
+    async def _execute(self, run: SyncRun, stop: asyncio.Event) -> RunStatus:
         structlog.contextvars.bind_contextvars(run_id=run.id, company_id=run.company_id)
         log.info("sync started", attempt=run.attempts, full_refresh=run.full_refresh)
         ctx: RunContext | None = None

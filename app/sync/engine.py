@@ -15,7 +15,8 @@ from app.destinations import Destination, create_destination
 from app.installations import service as installations
 from app.installations.models import InstallationStatus
 from app.procore import AppNotConnectedError, InvalidClientError, ProcoreError, RequestStats
-from app.sync import deletes, state as state_repo
+from app.sync import deletes
+from app.sync import state as state_repo
 from app.sync.catalog import STREAMS, Scope, parse_stream_selection
 from app.sync.context import RunCancelled, RunContext
 from app.sync.models import RunStatus, SyncRun

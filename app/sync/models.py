@@ -1,4 +1,4 @@
-"""Tables of the sync domain: run records (the queue) and per-stream state (cursors, checkpoints)."""
+"""Tables of the sync domain: run records (the queue) and per-stream cursors and checkpoints."""
 
 from __future__ import annotations
 

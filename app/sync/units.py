@@ -50,7 +50,8 @@ class UnitSync:
         full = self._is_full(cursor, last_full_at) if resume is None else bool(resume["full"])
         params = self._params()
         if not full and self.stream.cursor == Cursor.updated_at:
-            start = cursor - timedelta(seconds=ctx.rt.settings.lookback_seconds)  # type: ignore[operator]
+            assert cursor is not None  # a cursorless unit is always read in full
+            start = cursor - timedelta(seconds=ctx.rt.settings.lookback_seconds)
             params["filters[updated_at]"] = updated_at_filter(start, ctx.window_end)
         if resume is not None:
             params = dict(resume["params"])
