@@ -1,4 +1,4 @@
-"""Shared fixtures: a real service database (SQLite, or PostgreSQL in CI), the simulator, the service."""
+"""Shared fixtures: a real service database (SQLite or PostgreSQL), the simulator, the service."""
 
 from __future__ import annotations
 
