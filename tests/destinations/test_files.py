@@ -215,3 +215,12 @@ class TestParquetWithoutPyarrow:
         monkeypatch.setattr(importlib, "import_module", missing)
         with pytest.raises(DestinationError, match="format=parquet needs pyarrow"):
             parquet_module.require_pyarrow()
+
+
+class TestNaiveTimestamps:
+    async def test_mark_deleted_refuses_a_naive_deleted_at(self, tmp_path: Path) -> None:
+        async with create_destination(f"file://{tmp_path}") as destination:
+            with pytest.raises(ValueError, match="timezone-aware"):
+                await destination.mark_deleted(
+                    "rfis", COMPANY, [1], BASE_TIME.replace(tzinfo=None), run_id=RUN
+                )
