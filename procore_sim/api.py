@@ -125,6 +125,8 @@ def _select(request: Request, route: ListRoute, sim: Simulator, spec: StreamSpec
         if all(p.data["id"] != parent_id for p in parents):
             raise ApiError(404, {"errors": f"Budget view {parent_id} not found"})
         records = [s for s in records if s.data.get("budget_view_id") == parent_id]
+    if spec.name == "projects":
+        records = [s for s in records if sim.project_permitted(int(s.data["id"]))]
     if route.daily:
         records = _daily_window(records, params, sim)
     if route.filters and spec.updated_filter and params.get("filters[updated_at]"):
