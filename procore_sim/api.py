@@ -125,6 +125,8 @@ def _select(request: Request, route: ListRoute, sim: Simulator, spec: StreamSpec
         if all(p.data["id"] != parent_id for p in parents):
             raise ApiError(404, {"errors": f"Budget view {parent_id} not found"})
         records = [s for s in records if s.data.get("budget_view_id") == parent_id]
+    if spec.name == "projects":
+        records = [s for s in records if sim.project_permitted(int(s.data["id"]))]
     if route.daily:
         records = _daily_window(records, params, sim)
     if route.filters and spec.updated_filter and params.get("filters[updated_at]"):
@@ -214,12 +216,31 @@ def list_routes() -> list[ListRoute]:
         ListRoute("/rest/v1.1/punch_items", "punch_items", "project_query"),
         ListRoute("/rest/v1.1/punch_items/recycle_bin", "punch_items", "project_query",
                   recycle_bin=True),
+        ListRoute("/rest/v1.0/change_events", "change_events", "project_query"),
+        ListRoute("/rest/v1.0/work_order_contracts", "work_order_contracts", "project_query"),
+        ListRoute("/rest/v1.0/purchase_order_contracts", "purchase_order_contracts",
+                  "project_query"),
+        ListRoute("/rest/v1.0/prime_contracts", "prime_contracts", "project_query"),
+        ListRoute("/rest/v1.0/budget_views", "budget_views", "project_query"),
+        ListRoute("/rest/v1.0/budget_views/{view_id:int}/detail_rows", "budget_detail_rows",
+                  "project_query", parent_param="view_id"),
+        ListRoute("/rest/v1.0/cost_codes", "cost_codes", "project_query"),
+        ListRoute("/rest/v1.0/projects/{project_id:int}/documents", "documents",
+                  "project_path"),
+        ListRoute("/rest/v1.0/projects/{project_id:int}/checklist/lists", "checklists",
+                  "project_path"),
+        ListRoute("/rest/v1.0/projects/{project_id:int}/recycle_bin/checklist/lists",
+                  "checklists", "project_path", recycle_bin=True),
+        ListRoute("/rest/v1.0/projects/{project_id:int}/timesheets", "timesheets",
+                  "project_path"),
+        ListRoute("/rest/v1.0/projects/{project_id:int}/manpower_logs", "daily_manpower_logs",
+                  "project_path", daily=True),
     ]
     for version in range(4):
         routes.append(ListRoute(f"/rest/v1.{version}/companies/{{company_id:int}}/users",
                                 "users", "company_path"))
         routes.append(ListRoute(f"/rest/v1.{version}/users", "users", "company_query"))
-    return [r for r in routes if r.stream in STREAMS]
+    return routes
 
 
 def api_routes() -> list[BaseRoute]:
