@@ -107,7 +107,7 @@ async def bench(destination_url: str, sim_url: str, projects: int, records: int)
     )
     await asyncio.to_thread(upgrade_to_head, settings.database_url)
     rt = build_runtime(settings)
-    companies = httpx.get(f"{sim_url}/_sim/companies").json()
+    companies = (await rt.http.get(f"{sim_url}/_sim/companies")).json()
     company_id = int(
         (companies["companies"] if isinstance(companies, dict) else companies)[0]["id"]
     )

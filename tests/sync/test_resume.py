@@ -102,7 +102,9 @@ class TestResumeAfterKill:
         first = ServiceProcess(env, tmp_path / "service.log")
         try:
             body, headers = signed(install_event(company_id))
-            answer = httpx.post(f"{first.url}/callbacks/installations", content=body, headers=headers)
+            answer = httpx.post(
+                f"{first.url}/callbacks/installations", content=body, headers=headers
+            )
             assert answer.status_code == 202
             deadline = time.monotonic() + 30
             while len(sim.state.request_log(path_prefix="/rest/v1.0/projects/")) < 15:
@@ -121,7 +123,9 @@ class TestResumeAfterKill:
 
         second = ServiceProcess(env, tmp_path / "service.log")
         try:
-            admin = httpx.Client(base_url=second.url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+            admin = httpx.Client(
+                base_url=second.url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}
+            )
             runs = admin.get("/admin/v1/syncs", params={"company_id": company_id}).json()["items"]
             assert len(runs) == 1
             run_id = runs[0]["run_id"]
