@@ -49,13 +49,17 @@ def serve(
     import uvicorn
 
     from app.core.logging import configure_logging
-    from app.main import Role, create_app
+    from app.main import Role, create_app, preflight
 
     if role not in {r.value for r in Role}:
         fail(f"--role must be all, api or worker (got {role!r})")
     settings = settings_or_exit()
+    try:
+        asyncio.run(preflight(settings, migrate=migrate))
+    except ConnectorError as exc:
+        fail(exc.message)
     configure_logging(settings.log_level, settings.log_format)
-    app = create_app(settings, role=Role(role), migrate=migrate)
+    app = create_app(settings, role=Role(role), migrate=False)
     config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False)
     try:
         uvicorn.Server(config).run()
