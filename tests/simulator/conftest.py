@@ -55,7 +55,8 @@ class Caller:
         self, path: str, *, company: int | str | None = "default", **params: Any
     ) -> httpx.Response:
         """GET an API path with the caller's headers; params go in the query string."""
-        return self.http.get(path, params=params, headers=self.headers(company))
+        # An empty params mapping would wipe a query string already in the path.
+        return self.http.get(path, params=params or None, headers=self.headers(company))
 
     def get_all(self, path: str, **params: Any) -> list[dict[str, Any]]:
         """Every record of a list, following Link rel="next" to the end."""
