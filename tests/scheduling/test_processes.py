@@ -90,12 +90,12 @@ class WorkerProcess:
 
 
 @pytest.fixture
-def spawn(
-    database_url: str, sim: SimulatorServer, sim_config: SimulatorConfig, tmp_path: Path
-) -> Iterator[Any]:
-    """Starts worker processes against the test database and the simulator."""
+def worker_env(
+    database_url: str, sim: SimulatorServer, sim_config: SimulatorConfig, destination_url: str
+) -> dict[str, str]:
+    """Environment of `connector` subprocesses: the migrated test database, the simulator."""
     upgrade_to_head(database_url)
-    env = {
+    return {
         **os.environ,
         "CONNECTOR_MODE": "test",
         "CONNECTOR_DATABASE_URL": database_url,
@@ -112,11 +112,17 @@ def spawn(
         "CONNECTOR_PER_PAGE": "4",  # several pages per unit: several checkpoints to resume from
         "CONNECTOR_LOG_FORMAT": "json",
         "CONNECTOR_STREAMS": "projects,users,rfis,submittals,observations,punch_items",
+        "CONNECTOR_DESTINATION_URL": destination_url,
     }
+
+
+@pytest.fixture
+def spawn(worker_env: dict[str, str], tmp_path: Path) -> Iterator[Any]:
+    """Starts worker processes against the test database and the simulator."""
     workers: list[WorkerProcess] = []
 
     def start(name: str) -> WorkerProcess:
-        worker = WorkerProcess(env, tmp_path / f"{name}.log")
+        worker = WorkerProcess(worker_env, tmp_path / f"{name}.log")
         workers.append(worker)
         return worker
 
@@ -261,3 +267,30 @@ class TestSigterm:
         )
         full = api.wait_for_run(again.json()["run_id"])
         assert 0 < run["requests"] < full["requests"]
+
+
+class TestForegroundSync:
+    def test_runs_one_sync_with_progress_and_exit_status(
+        self, worker_env: dict[str, str], api: RunningService, sim: SimulatorServer
+    ) -> None:
+        env = worker_env
+        company_id = sim.state.company_ids()[0]
+        run_id = install(api, company_id)  # queued by the install; no worker is running
+        command = [sys.executable, "-c", "from app.cli import main; main()", "sync"]
+        done = subprocess.run(
+            [*command, "--company-id", str(company_id)], env=env, capture_output=True, timeout=60
+        )
+        assert done.returncode == 0, done.stderr.decode()[-2000:]
+        assert b"succeeded" in done.stderr and b"records" in done.stderr
+        assert api.admin.get(f"/admin/v1/syncs/{run_id}").json()["status"] == "succeeded"
+
+        unknown = subprocess.run(
+            [*command, "--company-id", "999"], env=env, capture_output=True, timeout=60
+        )
+        assert unknown.returncode != 0 and b"999" in unknown.stderr
+
+        sim.state.set_faults(error_rate=1.0, error_status=404, path_prefix="/rest/v1.0/projects")
+        failed = subprocess.run(
+            [*command, "--company-id", str(company_id)], env=env, capture_output=True, timeout=120
+        )
+        assert failed.returncode == 1, failed.stderr.decode()[-2000:]
