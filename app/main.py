@@ -93,15 +93,20 @@ def create_app(
             await rt.aclose()
             log.info("service stopped")
 
+    serves_api = role in (Role.all, Role.api)
+    # The worker role answers only /livez, /readyz and /metrics: no API, no OpenAPI pages.
     app = FastAPI(
         title="Procore DMSA Connector",
         version="0.1.0",
         description="Admin API, install callbacks and health of the Procore DMSA connector.",
         lifespan=lifespan,
+        openapi_url="/openapi.json" if serves_api else None,
+        docs_url="/docs" if serves_api else None,
+        redoc_url="/redoc" if serves_api else None,
     )
     install_error_handlers(app)
     app.include_router(health_router)
-    if role in (Role.all, Role.api):
+    if serves_api:
         app.include_router(callback_router)
         app.include_router(admin_router)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
