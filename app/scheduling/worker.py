@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 import structlog
+from sqlalchemy.exc import DBAPIError
 
 from app.core.database import unit_of_work
 from app.core.logging import get_logger
@@ -41,6 +42,7 @@ class StopReason(StrEnum):
     shutdown = "shutdown"  # this process is stopping: the run goes back to the queue
     take_turns = "take_turns"  # ran its slice while others wait: back of the queue
     lease_lost = "lease_lost"  # another worker may own it now: write nothing more
+    database_lost = "database_lost"  # the service database went away: resume when it is back
 
 
 @dataclass
@@ -155,6 +157,10 @@ class Worker:
                 # The shutdown grace ran out mid-page: hand the run back so it resumes elsewhere.
                 await asyncio.shield(self._release(active, to_back=False))
                 raise
+            except DBAPIError as exc:
+                # Not the run's fault: it resumes from its checkpoints once the database is back.
+                log.warning("service database lost during the sync", error=type(exc).__name__)
+                active.request_stop(StopReason.database_lost)
             except Exception as exc:  # a run must always end with a recorded status
                 log.exception("sync crashed")
                 error = engine.describe(exc)
@@ -174,6 +180,11 @@ class Worker:
         if interrupted and reason == StopReason.lease_lost:
             log.warning("sync stopped: its lease was lost; the run is left to its new owner")
             self._count_records(active)
+            return RunStatus.running
+        if interrupted and reason == StopReason.database_lost:
+            with contextlib.suppress(DBAPIError, OSError):
+                await self._release(active, to_back=False)
+            # Released, or else its lease expires: either way a worker resumes it later.
             return RunStatus.running
         if interrupted and reason in (StopReason.shutdown, StopReason.take_turns):
             if await self._release(active, to_back=reason == StopReason.take_turns):

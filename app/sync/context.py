@@ -83,6 +83,15 @@ class RunContext:
     project_ids: list[int] = field(default_factory=list)
     missing_projects: list[int] = field(default_factory=list)
 
+    def restore(self, previous: dict[str, Any]) -> None:
+        """Carries the figures of earlier attempts of this run into a resumed attempt."""
+        self.requests.requests = int(previous.get("requests", 0))
+        self.requests.token_requests = int(previous.get("token_requests", 0))
+        known = set(StreamStats.__dataclass_fields__) - {"_started"}
+        for name, values in (previous.get("streams") or {}).items():
+            if isinstance(values, dict):
+                self.stats[name] = StreamStats(**{k: v for k, v in values.items() if k in known})
+
     def check(self) -> None:
         """Raises RunCancelled when the run must stop (called between pages)."""
         if self.stop.is_set():

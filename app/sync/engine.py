@@ -6,6 +6,8 @@ import asyncio
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy.exc import DBAPIError
+
 from app.core.database import unit_of_work, utcnow
 from app.core.logging import get_logger
 from app.core.runtime import Runtime
@@ -45,7 +47,7 @@ async def prepare(rt: Runtime, run: SyncRun, stop: asyncio.Event) -> RunContext:
     destination = create_destination(url, http=rt.http, signing_secret=signing)
     # A resumed run keeps the window it started with, so its filters and cursors line up.
     window_end = parse_timestamp((run.stats or {}).get("window_end")) or run.started_at or utcnow()
-    return RunContext(
+    ctx = RunContext(
         rt=rt,
         run_id=run.id,
         company_id=run.company_id,
@@ -56,6 +58,8 @@ async def prepare(rt: Runtime, run: SyncRun, stop: asyncio.Event) -> RunContext:
         streams=streams,
         stop=stop,
     )
+    ctx.restore(run.stats or {})
+    return ctx
 
 
 async def execute(ctx: RunContext) -> tuple[RunStatus, str | None]:
@@ -100,6 +104,9 @@ async def sync_stream(ctx: RunContext, name: str) -> str | None:
     results = await asyncio.gather(*(one(p) for p in projects), return_exceptions=True)
     errors = [r for r in results if isinstance(r, BaseException)]
     for error in errors:
+        if isinstance(error, DBAPIError):
+            stats.stop("interrupted", "the service database was lost")
+            raise error
         if isinstance(error, RunCancelled | AppNotConnectedError | InvalidClientError):
             stats.stop("cancelled" if isinstance(error, RunCancelled) else "failed", str(error))
             raise error
@@ -156,6 +163,7 @@ async def sync_projects(ctx: RunContext) -> None:
                 await _write_projects(ctx, page.records, since, stats)
     finally:
         ctx.requests.requests += request_stats.requests
+        ctx.requests.token_requests += request_stats.token_requests
         if stats:
             stats.requests += request_stats.requests
     ctx.project_ids = current

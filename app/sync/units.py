@@ -8,6 +8,7 @@ from typing import Any
 
 from app.core.database import unit_of_work, utcnow
 from app.procore import Page, RequestStats
+from app.scheduling import queue
 from app.sync import state as state_repo
 from app.sync.catalog import STREAMS, Cursor, Deletes, Stream
 from app.sync.context import PendingDelete, RunContext
@@ -32,6 +33,7 @@ class UnitSync:
         self.stats = ctx.stream_stats(stream.name)
         self.requests = RequestStats()
         self._counted_requests = 0
+        self._counted_tokens = 0
 
     async def run(self) -> None:
         """Syncs the unit; returns when its listing completed (or it was already done this run)."""
@@ -121,6 +123,9 @@ class UnitSync:
         self._counted_requests = self.requests.requests
         self.stats.requests += delta
         self.ctx.requests.requests += delta
+        tokens = self.requests.token_requests - self._counted_tokens
+        self._counted_tokens = self.requests.token_requests
+        self.ctx.requests.token_requests += tokens
 
     async def _write(self, records: list[dict[str, Any]]) -> list[int]:
         """Writes a page to the destination; returns the ids written."""
@@ -134,12 +139,17 @@ class UnitSync:
         return [record.id for record in batch]
 
     async def _checkpoint(self, checkpoint: dict[str, Any], *, written: int) -> None:
-        """Saves progress after the destination acknowledged the page."""
+        """Saves progress after the destination acknowledged the page.
+
+        The run's figures are saved in the same transaction, so a resumed run carries on
+        from exactly what its checkpoints say.
+        """
         ctx = self.ctx
         async with unit_of_work(ctx.rt.sessions) as session:
             row = await state_repo.load(session, ctx.company_id, self.stream.name, self.project_id)
             row.checkpoint = checkpoint
             row.records = (row.records or 0) + written
+            await queue.save_stats(session, ctx.run_id, ctx.snapshot())
 
     async def _find_deletes(
         self, seen: set[int] | None, known_ids: list[int] | None, full: bool

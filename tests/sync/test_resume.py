@@ -14,7 +14,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import psycopg
 import pytest
+from sqlalchemy.engine import make_url
 
 from procore_sim import SimulatorConfig
 from procore_sim.server import SimulatorServer
@@ -137,6 +139,8 @@ class TestResumeAfterKill:
         finally:
             second.stop()
         assert run["attempts"] == 2
+        # The figures of the killed attempt are carried into the resumed one.
+        assert run["streams"]["rfis"]["records_written"] >= len(expected)
         with sqlite3.connect(destination_url.removeprefix("sqlite:///")) as db:
             landed = [row[0] for row in db.execute("SELECT id FROM rfis")]
         assert len(landed) == len(set(landed)) and set(landed) == expected
@@ -149,3 +153,56 @@ class TestResumeAfterKill:
         refetched = [key for key, count in pages.items() if count > 1]
         # Only the page in flight when the process died may be read twice.
         assert len(refetched) <= 1, refetched
+
+
+@pytest.mark.postgres_only
+class TestDatabaseLoss:
+    def test_run_survives_the_service_database_going_away(
+        self, slow_sim: SimulatorServer, database_url: str, destination_url: str, tmp_path: Path
+    ) -> None:
+        sim = slow_sim
+        env = service_env(database_url, destination_url, sim) | {"CONNECTOR_LEASE_SECONDS": "4"}
+        company_id = sim.state.company_ids()[0]
+        name = make_url(database_url).database
+        admin_url = make_url(database_url).set(drivername="postgresql", database="postgres")
+        service = ServiceProcess(env, tmp_path / "service.log")
+        try:
+            body, headers = signed(install_event(company_id))
+            url = f"{service.url}/callbacks/installations"
+            assert httpx.post(url, content=body, headers=headers).status_code == 202
+            deadline = time.monotonic() + 30
+            while len(sim.state.request_log(path_prefix="/rest/v1.0/projects/")) < 10:
+                assert time.monotonic() < deadline, "the sync never got going"
+                time.sleep(0.05)
+            with psycopg.connect(admin_url.render_as_string(False), autocommit=True) as conn:
+                conn.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS false')
+                conn.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
+                    (name,),
+                )
+                time.sleep(3)
+                conn.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS true')
+            admin = httpx.Client(
+                base_url=service.url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}
+            )
+            deadline = time.monotonic() + 90
+            while True:
+                runs = admin.get("/admin/v1/syncs", params={"company_id": company_id}).json()
+                if runs["items"] and runs["items"][0]["status"] not in ("running", "queued"):
+                    break
+                assert time.monotonic() < deadline, "the run did not finish after the outage"
+                time.sleep(0.3)
+        finally:
+            service.stop()
+        assert len(runs["items"]) == 1
+        run = runs["items"][0]
+        assert run["status"] == "succeeded", run["error"]
+        assert run["attempts"] >= 2
+        expected = {
+            r["id"]
+            for p in sim.state.project_ids(company_id)
+            for r in sim.state.records("rfis", company_id, p)
+        }
+        with sqlite3.connect(destination_url.removeprefix("sqlite:///")) as db:
+            landed = [row[0] for row in db.execute("SELECT id FROM rfis")]
+        assert len(landed) == len(set(landed)) and set(landed) == expected
