@@ -32,6 +32,7 @@ class StreamStats:
     duration_seconds: float = 0.0
     error: str | None = None
     delete_guard: str | None = None
+    note: str | None = None
     _started: float | None = field(default=None, repr=False)
 
     def start(self) -> None:

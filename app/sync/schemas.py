@@ -39,6 +39,7 @@ class StreamRunStats(BaseModel):
     duration_seconds: float = 0.0
     error: str | None = None
     delete_guard: str | None = None
+    note: str | None = None
 
 
 class SyncRunView(BaseModel):

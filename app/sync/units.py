@@ -7,7 +7,14 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from app.core.database import unit_of_work, utcnow
-from app.procore import Page, RequestStats
+from app.procore import (
+    AppNotConnectedError,
+    Page,
+    ProcoreBadRequestError,
+    ProcoreForbiddenError,
+    ProcoreNotFoundError,
+    RequestStats,
+)
 from app.scheduling import queue
 from app.sync import state as state_repo
 from app.sync.catalog import STREAMS, Cursor, Deletes, Stream
@@ -60,27 +67,47 @@ class UnitSync:
         start_page = int(resume["next_page"]) if resume else 1
         seen: set[int] | None = set() if (full and resume is None) else None
         listed: list[int] = []
+        try:
+            await self._list(params, start_page, full, seen, listed if known_ids else None)
+        except ProcoreBadRequestError:
+            if "filters[updated_at]" not in params or start_page != 1 or self.stats.note:
+                raise
+            # An endpoint that refuses the updated_at filter is read in full instead.
+            self.stats.note = "filters[updated_at] refused: read in full"
+            params.pop("filters[updated_at]")
+            full, seen = True, (set() if resume is None else None)
+            await self._list(params, 1, full, seen, None)
+        await self._find_deletes(seen, known_ids)
+        await self._complete(
+            cursor=ctx.window_end if self.stream.cursor == Cursor.updated_at else None,
+            known_ids=self._known_after(seen, known_ids, listed),
+            full_done=seen is not None and known_ids is None,
+        )
+
+    async def _list(
+        self,
+        params: dict[str, Any],
+        start_page: int,
+        full: bool,
+        seen: set[int] | None,
+        listed: list[int] | None,
+    ) -> None:
+        """Reads a listing page by page: write, then checkpoint what the destination took."""
         async for page in self._pages(params, start_page):
             ids = await self._write(page.records)
             if seen is not None:
                 seen.update(ids)
-            elif known_ids is not None:
+            elif listed is not None:
                 listed.extend(ids)
             await self._checkpoint(
                 {
-                    "run_id": ctx.run_id,
+                    "run_id": self.ctx.run_id,
                     "full": full,
                     "params": params,
                     "next_page": page.next_page or page.page + 1,
                 },
                 written=len(ids),
             )
-        await self._find_deletes(seen, known_ids, full)
-        await self._complete(
-            cursor=ctx.window_end if self.stream.cursor == Cursor.updated_at else None,
-            known_ids=self._known_after(seen, known_ids, listed),
-            full_done=seen is not None and known_ids is None,
-        )
 
     def _is_full(self, cursor: datetime | None, last_full_at: datetime | None) -> bool:
         settings = self.ctx.rt.settings
@@ -151,27 +178,34 @@ class UnitSync:
             row.records = (row.records or 0) + written
             await queue.save_stats(session, ctx.run_id, ctx.snapshot())
 
-    async def _find_deletes(
-        self, seen: set[int] | None, known_ids: list[int] | None, full: bool
-    ) -> None:
+    async def _find_deletes(self, seen: set[int] | None, known_ids: list[int] | None) -> None:
         """Queues the deletes this unit found; they are applied when the run succeeds."""
         stream, ctx = self.stream, self.ctx
+        if stream.deletes == Deletes.id_diff:
+            if seen is not None and known_ids is not None:
+                gone = sorted(set(known_ids) - seen)
+                ctx.pending_deletes.append(
+                    PendingDelete(stream.name, self.project_id, gone, len(known_ids), sorted(seen))
+                )
+            return
         deleted: list[int] = []
-        if stream.deletes == Deletes.include_deleted:
-            params = self._params() | {"filters[include_deleted]": "only"}
-            async for page in self._pages(params, 1):
-                deleted.extend(self._deleted_ids(page.records, assume_deleted=True))
-        elif stream.deletes == Deletes.recycle_bin and stream.recycle_bin_path:
-            path = stream.recycle_bin_path.format(
-                company_id=ctx.company_id, project_id=self.project_id
-            )
-            async for page in self._pages(self._params(), 1, path=path):
-                deleted.extend(self._deleted_ids(page.records, assume_deleted=True))
-        elif stream.deletes == Deletes.id_diff and seen is not None and known_ids is not None:
-            gone = sorted(set(known_ids) - seen)
-            ctx.pending_deletes.append(
-                PendingDelete(stream.name, self.project_id, gone, len(known_ids), sorted(seen))
-            )
+        try:
+            if stream.deletes == Deletes.include_deleted:
+                params = self._params() | {"filters[include_deleted]": "only"}
+                async for page in self._pages(params, 1):
+                    deleted.extend(self._deleted_ids(page.records))
+            elif stream.deletes == Deletes.recycle_bin and stream.recycle_bin_path:
+                path = stream.recycle_bin_path.format(
+                    company_id=ctx.company_id, project_id=self.project_id
+                )
+                async for page in self._pages(self._params(), 1, path=path):
+                    deleted.extend(self._deleted_ids(page.records))
+        except (ProcoreBadRequestError, ProcoreNotFoundError, ProcoreForbiddenError) as exc:
+            if isinstance(exc, AppNotConnectedError):
+                raise
+            # The records themselves were read; only the delete signal is unavailable here
+            # (a tool without a recycle bin, a permission the app lacks): note it, go on.
+            self.stats.note = f"deletes not read: {type(exc).__name__} {exc.status}"[:200]
             return
         if deleted:
             ctx.pending_deletes.append(
@@ -179,12 +213,21 @@ class UnitSync:
             )
 
     @staticmethod
-    def _deleted_ids(records: list[dict[str, Any]], *, assume_deleted: bool) -> list[int]:
+    def _deleted_ids(records: list[dict[str, Any]]) -> list[int]:
+        """Ids of a deleted-records listing that are really deleted.
+
+        A record with a deletion marker counts; one without any deletion field is trusted to
+        the listing; one that says `deleted_at: null` does not (a server that ignored the
+        filter must not get every record marked deleted).
+        """
         now = utcnow()
         ids = []
         for record in records:
             rid = record_id(record)
-            if rid is not None and (assume_deleted or deleted_at_of(record, now) is not None):
+            if rid is None:
+                continue
+            unmarked = not any(key in record for key in ("deleted_at", "deleted", "is_deleted"))
+            if unmarked or deleted_at_of(record, now) is not None:
                 ids.append(rid)
         return ids
 
@@ -279,7 +322,7 @@ class ChildUnitSync(UnitSync):
             await self._checkpoint(
                 {"run_id": ctx.run_id, "full": True, "parents_done": done}, written=written
             )
-        await self._find_deletes(seen, known_ids, True)
+        await self._find_deletes(seen, known_ids)
         await self._complete(
             cursor=None,
             known_ids=self._known_after(seen, known_ids, []),
