@@ -151,3 +151,7 @@ def keys_rotate() -> None:
 def main() -> None:
     """Console-script entry point."""
     cli()
+
+
+if __name__ == "__main__":
+    main()

@@ -14,6 +14,7 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
+from app.core.logging import configure_logging
 from app.core.server_thread import ServiceThread
 from app.core.settings import Settings
 from app.credentials.crypto import generate_key
@@ -63,10 +64,10 @@ def table_counts(path: Path) -> dict[str, tuple[int, int]]:
 
 def run_demo(*, keep_running: bool = False) -> int:
     """Runs the whole demo; returns the process exit code."""
+    from procore_sim import SimulatorConfig
     from procore_sim.server import SimulatorServer
 
-    from procore_sim import SimulatorConfig
-
+    configure_logging("WARNING", "console")
     console = Console()
     started = time.monotonic()
     shutil.rmtree(DEMO_DIR, ignore_errors=True)

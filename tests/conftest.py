@@ -1,4 +1,4 @@
-"""Shared fixtures: a real service database (SQLite, or PostgreSQL in CI), the simulator, the service."""
+"""Shared fixtures: a real service database (SQLite or PostgreSQL), the simulator, the service."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -57,8 +58,18 @@ def destination_url(tmp_path: Path) -> str:
 
 
 @pytest.fixture
+def service_overrides() -> dict[str, Any]:
+    """Extra settings of the `service` fixture; override it in a test module or class."""
+    return {}
+
+
+@pytest.fixture
 def service(
-    sim: SimulatorServer, database_url: str, destination_url: str, sim_config: SimulatorConfig
+    sim: SimulatorServer,
+    database_url: str,
+    destination_url: str,
+    sim_config: SimulatorConfig,
+    service_overrides: dict[str, Any],
 ) -> Iterator[RunningService]:
     """The whole service (API, scheduler, worker) on loopback, pointed at the simulator."""
     settings = make_settings(
@@ -68,6 +79,7 @@ def service(
         client_id=sim_config.client_id,
         client_secret=sim_config.client_secret,
         destination_url=destination_url,
+        **service_overrides,
     )
     with RunningService(settings) as running:
         yield running

@@ -56,8 +56,10 @@ def signed(
 
 def install_event(company_id: int, name: str = "Acme", **data: Any) -> dict[str, Any]:
     """An `installation.created` callback body."""
-    return {"type": "installation.created", "data": {"company_id": company_id,
-                                                     "company_name": name, **data}}
+    return {
+        "type": "installation.created",
+        "data": {"company_id": company_id, "company_name": name, **data},
+    }
 
 
 class RunningService:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import delete, distinct, select
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.credentials.models import StoredSecret
@@ -34,7 +34,7 @@ async def delete_kind(session: AsyncSession, company_id: int, kind: str) -> None
 
 async def key_ids_in_use(session: AsyncSession) -> list[str]:
     """Ids of every key that still encrypts at least one stored secret."""
-    return list(await session.scalars(select(distinct(StoredSecret.key_id))))
+    return list(await session.scalars(select(StoredSecret.key_id).distinct()))
 
 
 async def not_under_key(session: AsyncSession, key_id: str, limit: int) -> Sequence[StoredSecret]:

@@ -8,6 +8,7 @@ from app.destinations.base import (
 )
 from app.destinations.factory import create_destination
 from app.destinations.records import DestinationRecord
+from app.destinations.signing import WebhookVerificationError, generate_signing_secret
 from app.destinations.urls import redact_destination_url, validate_destination_url
 
 __all__ = [
@@ -16,7 +17,9 @@ __all__ = [
     "DestinationRecord",
     "DestinationRejected",
     "InvalidDestinationURL",
+    "WebhookVerificationError",
     "create_destination",
+    "generate_signing_secret",
     "redact_destination_url",
     "validate_destination_url",
 ]

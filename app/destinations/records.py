@@ -127,7 +127,7 @@ def tombstone_line(
         "id": record_id,
         "project_id": None,
         "updated_at": None,
-        "deleted_at": format_timestamp(deleted_at),
+        "deleted_at": format_timestamp(ensure_utc(deleted_at, "deleted_at")),
         "synced_at": format_timestamp(synced_at),
         "data": None,
     }

@@ -36,6 +36,7 @@ from app.destinations.records import (
     DestinationRecord,
     check_run_id,
     check_stream_name,
+    ensure_utc,
     unique_last,
 )
 from app.destinations.urls import SQLTarget, check_table_prefix, redact_destination_url
@@ -242,7 +243,7 @@ class SQLDestination(Destination):
         unique_ids = sorted(set(ids))
         if not unique_ids:
             return 0
-        when = self._timestamp(deleted_at.astimezone(UTC))
+        when = self._timestamp(ensure_utc(deleted_at, "deleted_at"))
         synced_at = self._timestamp(datetime.now(UTC))
         marked = 0
         async with self._engine_or_fail().begin() as conn:

@@ -65,7 +65,9 @@ class Receiver:
         """Returns the URL to push to."""
         return f"http://127.0.0.1:{self.port}{PATH}"
 
-    def answer_next(self, status: int, body: str = "", headers: dict[str, str] | None = None) -> None:
+    def answer_next(
+        self, status: int, body: str = "", headers: dict[str, str] | None = None
+    ) -> None:
         """Makes the next request get this answer (answers queue up in order)."""
         with self._lock:
             self._script.append(ScriptedAnswer(status, body, headers or {}))

@@ -56,7 +56,11 @@ class TestHTTPDestination:
         assert abs(int(delivery.headers["webhook-timestamp"]) - time.time()) < 60
         payload = delivery.payload
         assert payload["type"] == "records.batch"
-        assert (payload["company_id"], payload["stream"], payload["run_id"]) == (COMPANY, "rfis", RUN)
+        assert (payload["company_id"], payload["stream"], payload["run_id"]) == (
+            COMPANY,
+            "rfis",
+            RUN,
+        )
         first = payload["records"][0]
         assert set(first) == {
             "company_id",
@@ -113,7 +117,9 @@ class TestHTTPDestination:
         assert len({d.headers["webhook-id"] for d in receiver.deliveries}) == 1
         assert all(d.signature_error is None for d in receiver.deliveries)
         assert sleeps[0] == 7
-        assert 0.5 <= sleeps[1] <= 1.0  # second backoff step: 1s ceiling, jittered over its upper half
+        assert (
+            0.5 <= sleeps[1] <= 1.0
+        )  # second backoff step: 1s ceiling, jittered over its upper half
 
     @pytest.mark.parametrize("status", [408, 429, 500, 502])
     async def test_retries_transient_statuses(
@@ -207,7 +213,9 @@ class TestHTTPDestination:
         self, receiver: Receiver, signing_secret: str
     ) -> None:
         async with httpx.AsyncClient() as client:
-            destination = create_destination(receiver.url, http=client, signing_secret=signing_secret)
+            destination = create_destination(
+                receiver.url, http=client, signing_secret=signing_secret
+            )
             async with destination:
                 await destination.write("rfis", COMPANY, [make_record(1)], run_id=RUN)
             assert not client.is_closed

@@ -51,8 +51,9 @@ class Caller:
             headers["Procore-Company-Id"] = str(chosen)
         return headers
 
-    def get(self, path: str, *, company: int | str | None = "default",
-            **params: Any) -> httpx.Response:
+    def get(
+        self, path: str, *, company: int | str | None = "default", **params: Any
+    ) -> httpx.Response:
         """GET an API path with the caller's headers; params go in the query string."""
         # An empty params mapping would wipe a query string already in the path.
         return self.http.get(path, params=params or None, headers=self.headers(company))
@@ -70,12 +71,18 @@ class Caller:
             response = self.http.get(following["url"], headers=self.headers())
 
 
-def fetch_token(http: httpx.Client, client_id: str = "sim-client-id",
-                client_secret: str = "sim-client-secret") -> str:  # noqa: S107
+def fetch_token(
+    http: httpx.Client, client_id: str = "sim-client-id", client_secret: str = "sim-client-secret"
+) -> str:
     """A fresh access token by the client-credentials grant."""
-    response = http.post("/oauth/token", data={"grant_type": "client_credentials",
-                                               "client_id": client_id,
-                                               "client_secret": client_secret})
+    response = http.post(
+        "/oauth/token",
+        data={
+            "grant_type": "client_credentials",
+            "client_id": client_id,
+            "client_secret": client_secret,
+        },
+    )
     assert response.status_code == 200, response.text
     token: str = response.json()["access_token"]
     return token

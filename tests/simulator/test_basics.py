@@ -10,9 +10,14 @@ from tests.simulator.conftest import Caller
 
 class TestToken:
     def test_client_credentials_form_returns_bearer_token(self, http: httpx.Client) -> None:
-        response = http.post("/oauth/token", data={"grant_type": "client_credentials",
-                                                   "client_id": "sim-client-id",
-                                                   "client_secret": "sim-client-secret"})
+        response = http.post(
+            "/oauth/token",
+            data={
+                "grant_type": "client_credentials",
+                "client_id": "sim-client-id",
+                "client_secret": "sim-client-secret",
+            },
+        )
         assert response.status_code == 200
         body = response.json()
         assert body["token_type"] == "bearer"
@@ -21,9 +26,14 @@ class TestToken:
         assert "refresh_token" not in body
 
     def test_wrong_secret_is_invalid_client(self, http: httpx.Client) -> None:
-        response = http.post("/oauth/token", data={"grant_type": "client_credentials",
-                                                   "client_id": "sim-client-id",
-                                                   "client_secret": "nope"})
+        response = http.post(
+            "/oauth/token",
+            data={
+                "grant_type": "client_credentials",
+                "client_id": "sim-client-id",
+                "client_secret": "nope",
+            },
+        )
         assert response.status_code == 401
         assert response.json()["error"] == "invalid_client"
 
@@ -69,4 +79,5 @@ class TestProjectsAndRfis:
 class TestControl:
     def test_clients_shape(self, http: httpx.Client) -> None:
         assert http.get("/_sim/clients").json() == {
-            "clients": [{"client_id": "sim-client-id", "client_secret": "sim-client-secret"}]}
+            "clients": [{"client_id": "sim-client-id", "client_secret": "sim-client-secret"}]
+        }

@@ -23,8 +23,7 @@ class TestCompanyHeader:
         assert "Missing Procore-Company-Id header!" in response.text
 
     def test_non_numeric_header_is_400(self, caller: Caller) -> None:
-        response = caller.get("/rest/v1.1/projects", company="acme",
-                              company_id=caller.company_id)
+        response = caller.get("/rest/v1.1/projects", company="acme", company_id=caller.company_id)
         assert response.status_code == 400
 
     def test_unknown_company_is_403(self, caller: Caller) -> None:
@@ -87,8 +86,7 @@ class TestNeverInstalled:
             outsider = sim.state.company_ids()[1]
             listed = caller.get("/rest/v1.0/companies", company=None).json()
             assert [c["id"] for c in listed] == [sim.state.company_ids()[0]]
-            response = caller.get("/rest/v1.1/projects", company=outsider,
-                                  company_id=outsider)
+            response = caller.get("/rest/v1.1/projects", company=outsider, company_id=outsider)
             assert response.status_code == 403
 
 
@@ -102,6 +100,7 @@ class TestPermittedProjects:
         assert len(listed) == 2
         assert caller.get(f"/rest/v1.0/projects/{hidden}/rfis").status_code == 403
         assert caller.get("/rest/v1.0/change_events", project_id=hidden).status_code == 403
-        caller.http.put(f"/_sim/companies/{cid}/projects/{hidden}/permitted",
-                        json={"permitted": True}).raise_for_status()
+        caller.http.put(
+            f"/_sim/companies/{cid}/projects/{hidden}/permitted", json={"permitted": True}
+        ).raise_for_status()
         assert caller.get(f"/rest/v1.0/projects/{hidden}/rfis").status_code == 200

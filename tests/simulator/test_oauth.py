@@ -10,8 +10,11 @@ import httpx
 from procore_sim.server import SimulatorServer
 from tests.simulator.conftest import Caller, fetch_token
 
-GRANT = {"grant_type": "client_credentials", "client_id": "sim-client-id",
-         "client_secret": "sim-client-secret"}
+GRANT = {
+    "grant_type": "client_credentials",
+    "client_id": "sim-client-id",
+    "client_secret": "sim-client-secret",
+}
 
 
 class TestTokenGrant:
@@ -26,8 +29,11 @@ class TestTokenGrant:
 
     def test_http_basic_credentials(self, http: httpx.Client) -> None:
         basic = base64.b64encode(b"sim-client-id:sim-client-secret").decode()
-        response = http.post("/oauth/token", data={"grant_type": "client_credentials"},
-                             headers={"Authorization": f"Basic {basic}"})
+        response = http.post(
+            "/oauth/token",
+            data={"grant_type": "client_credentials"},
+            headers={"Authorization": f"Basic {basic}"},
+        )
         assert response.status_code == 200
 
     def test_unknown_client_is_invalid_client(self, http: httpx.Client) -> None:
@@ -47,8 +53,9 @@ class TestTokenGrant:
         assert response.status_code == 400
         assert response.json()["error"] == "unsupported_grant_type"
 
-    def test_configured_lifetime_is_expires_in(self, http: httpx.Client,
-                                               sim: SimulatorServer) -> None:
+    def test_configured_lifetime_is_expires_in(
+        self, http: httpx.Client, sim: SimulatorServer
+    ) -> None:
         sim.state.set_token_lifetime(120)
         assert http.post("/oauth/token", data=GRANT).json()["expires_in"] == 120
 
@@ -83,8 +90,9 @@ class TestTokenUse:
         caller.token = fetch_token(caller.http)
         assert caller.get("/rest/v1.0/companies", company=None).status_code == 200
 
-    def test_tokens_expire_after_their_lifetime(self, http: httpx.Client,
-                                                sim: SimulatorServer) -> None:
+    def test_tokens_expire_after_their_lifetime(
+        self, http: httpx.Client, sim: SimulatorServer
+    ) -> None:
         sim.state.set_token_lifetime(1)
         token = fetch_token(http)
         headers = {"Authorization": f"Bearer {token}"}

@@ -1,0 +1,172 @@
+"""Sync semantics end to end through the simulator: cursors, deletes, permissions, guard."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from typing import Any
+
+import pytest
+
+from procore_sim import SimulatorConfig
+from procore_sim.server import SimulatorServer
+from tests.factories import RunningService
+
+
+def rows(url: str, table: str, company_id: int) -> dict[int, dict[str, Any]]:
+    """Destination rows of one table and company, keyed by id."""
+    with sqlite3.connect(url.removeprefix("sqlite:///")) as db:
+        db.row_factory = sqlite3.Row
+        found = db.execute(
+            f'SELECT * FROM "{table}" WHERE company_id = ?',  # noqa: S608 - fixed names
+            (company_id,),
+        ).fetchall()
+    return {row["id"]: dict(row) for row in found}
+
+
+def sync_now(service: RunningService, company_id: int, **body: Any) -> dict[str, Any]:
+    """Queues a run through the admin API and waits for it."""
+    answer = service.admin.post(f"/admin/v1/installations/{company_id}/syncs", json=body or None)
+    assert answer.status_code == 202, answer.text
+    return service.wait_for_run(answer.json()["run_id"])
+
+
+class TestFullCatalog:
+    @pytest.fixture
+    def service_overrides(self) -> dict[str, Any]:
+        return {}
+
+    def test_every_stream_lands_exactly_the_simulators_records(
+        self, service: RunningService, sim: SimulatorServer, destination_url: str
+    ) -> None:
+        company_id = sim.state.company_ids()[1]
+        run = service.install_and_sync(company_id)
+        assert run["status"] == "succeeded", run["error"]
+        for stream in sim.state.streams():
+            if stream == "companies":
+                continue
+            expected: set[int] = set()
+            if stream in ("projects", "users", "vendors"):
+                expected = {r["id"] for r in sim.state.records(stream, company_id)}
+            else:
+                for project_id in sim.state.project_ids(company_id):
+                    expected |= {r["id"] for r in sim.state.records(stream, company_id, project_id)}
+            landed = rows(destination_url, stream, company_id)
+            if stream == "daily_manpower_logs":
+                assert set(landed) <= expected and landed, stream  # only the history window
+            else:
+                assert set(landed) == expected, stream
+        other = sim.state.company_ids()[0]
+        assert rows(destination_url, "projects", other) == {}  # one company's data only
+
+
+@pytest.fixture
+def service_overrides() -> dict[str, Any]:
+    return {"streams": "projects,users,rfis,change_events", "full_listing_interval_seconds": 0}
+
+
+class TestIncrementalAndDeletes:
+    def test_updates_creates_and_deletes_between_runs(
+        self, service: RunningService, sim: SimulatorServer, destination_url: str
+    ) -> None:
+        company_id = sim.state.company_ids()[0]
+        assert service.install_and_sync(company_id)["status"] == "succeeded"
+        project_id = sim.state.project_ids(company_id)[0]
+        rfis = sim.state.records("rfis", company_id, project_id)
+        users = sim.state.records("users", company_id)
+        events = sim.state.records("change_events", company_id, project_id)
+        time.sleep(1.1)
+        sim.state.update_record("rfis", rfis[0]["id"], {"subject": "edited"})
+        created = sim.state.create_record("rfis", company_id, project_id, None)
+        sim.state.delete_record("rfis", rfis[1]["id"])
+        sim.state.delete_record("users", users[0]["id"])
+        sim.state.delete_record("change_events", events[0]["id"])
+
+        run = sync_now(service, company_id)
+        assert run["status"] == "succeeded", run["error"]
+        landed = rows(destination_url, "rfis", company_id)
+        assert json.loads(landed[rfis[0]["id"]]["data"])["subject"] == "edited"
+        assert created["id"] in landed
+        assert landed[rfis[1]["id"]]["deleted_at"] is not None  # recycle bin
+        assert landed[rfis[2]["id"]]["deleted_at"] is None
+        assert rows(destination_url, "users", company_id)[users[0]["id"]]["deleted_at"]  # id diff
+        assert rows(destination_url, "change_events", company_id)[events[0]["id"]]["deleted_at"]
+        assert run["streams"]["rfis"]["records_deleted"] == 1
+        assert run["streams"]["users"]["records_deleted"] == 1
+
+    def test_no_change_incremental_run_writes_nothing(
+        self, service: RunningService, sim: SimulatorServer
+    ) -> None:
+        company_id = sim.state.company_ids()[0]
+        assert service.install_and_sync(company_id)["status"] == "succeeded"
+        run = sync_now(service, company_id)
+        assert run["status"] == "succeeded"
+        assert run["streams"]["rfis"]["records_written"] == 0
+        assert run["streams"]["change_events"]["records_written"] == 0
+
+    def test_a_failed_run_deletes_nothing(
+        self, service: RunningService, sim: SimulatorServer, destination_url: str
+    ) -> None:
+        company_id = sim.state.company_ids()[0]
+        assert service.install_and_sync(company_id)["status"] == "succeeded"
+        user = sim.state.records("users", company_id)[0]
+        sim.state.delete_record("users", user["id"])
+        sim.state.set_faults(
+            error_rate=1.0, error_status=403, path_prefix="/rest/v1.0/change_events"
+        )
+        run = sync_now(service, company_id)
+        assert run["status"] == "failed"
+        assert run["streams"]["users"]["status"] == "succeeded"
+        assert run["streams"]["change_events"]["status"] == "failed"
+        assert "change_events" in run["error"]
+        assert rows(destination_url, "users", company_id)[user["id"]]["deleted_at"] is None
+
+        sim.state.set_faults()
+        run = sync_now(service, company_id)
+        assert run["status"] == "succeeded", run["error"]
+        assert rows(destination_url, "users", company_id)[user["id"]]["deleted_at"] is not None
+
+    def test_project_leaving_permitted_list_is_flagged_and_kept(
+        self, service: RunningService, sim: SimulatorServer, destination_url: str
+    ) -> None:
+        company_id = sim.state.company_ids()[0]
+        assert service.install_and_sync(company_id)["status"] == "succeeded"
+        gone = sim.state.project_ids(company_id)[0]
+        kept_rfis = {r["id"] for r in sim.state.records("rfis", company_id, gone)}
+        sim.state.set_project_permitted(company_id, gone, False)
+        sim.state.clear_request_log()
+
+        run = sync_now(service, company_id)
+        assert run["status"] == "succeeded", run["error"]
+        assert run["missing_projects"] == [gone]
+        inst = service.admin.get(f"/admin/v1/installations/{company_id}").json()
+        assert inst["missing_projects"] == [gone]
+        landed = rows(destination_url, "rfis", company_id)
+        assert kept_rfis <= set(landed)
+        assert all(landed[i]["deleted_at"] is None for i in kept_rfis)
+        assert not [e for e in sim.state.request_log() if str(gone) in e["path"]]
+
+        sim.state.set_project_permitted(company_id, gone, True)
+        run = sync_now(service, company_id)
+        assert run["missing_projects"] == []
+
+
+class TestDeleteGuard:
+    @pytest.fixture
+    def sim_config(self) -> SimulatorConfig:
+        return SimulatorConfig(companies=1, projects=1, records=40, seed=5)
+
+    def test_mass_delete_is_refused_and_reported(
+        self, service: RunningService, sim: SimulatorServer, destination_url: str
+    ) -> None:
+        company_id = sim.state.company_ids()[0]
+        assert service.install_and_sync(company_id)["status"] == "succeeded"
+        users = sim.state.records("users", company_id)
+        for user in users[: int(len(users) * 0.75)]:
+            sim.state.delete_record("users", user["id"])
+        run = sync_now(service, company_id)
+        assert run["streams"]["users"]["delete_guard"]
+        assert run["streams"]["users"]["records_deleted"] == 0
+        landed = rows(destination_url, "users", company_id)
+        assert all(row["deleted_at"] is None for row in landed.values())
