@@ -48,6 +48,7 @@ async def installation_view(
         company_id=inst.company_id,
         company_name=inst.company_name,
         status=inst.status,
+        status_reason=inst.status_reason,
         environment=inst.environment,
         source=inst.source,
         schedule=inst.schedule,
