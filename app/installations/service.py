@@ -167,6 +167,8 @@ def app_credentials(rt: Runtime) -> ProcoreCredentials:
 
 def credentials_source(inst: Installation, rt: Runtime) -> Literal["installation", "app", "none"]:
     """Where this installation's credentials come from: installation, app or none."""
+    if inst.status == InstallationStatus.uninstalled:
+        return "none"  # destroyed at uninstall; nothing is called for it any more
     if inst.client_id:
         return "installation"
     return "app" if rt.settings.client_id and rt.settings.client_secret else "none"
