@@ -27,10 +27,12 @@ def credentials_view(inst: Installation, rt: Runtime, *, has_secret: bool) -> Cr
     """Which credentials the installation uses; never the secret itself."""
     source = service.credentials_source(inst, rt)
     if source == "installation":
-        return CredentialsView(source=source, client_id=inst.client_id, client_secret_set=has_secret)
-    if source == "app":
-        return CredentialsView(source=source, client_id=rt.settings.client_id, client_secret_set=True)
-    return CredentialsView(source=source, client_id=None, client_secret_set=has_secret)
+        client_id, secret_set = inst.client_id, has_secret
+    elif source == "app":
+        client_id, secret_set = rt.settings.client_id, True
+    else:
+        client_id, secret_set = None, has_secret
+    return CredentialsView(source=source, client_id=client_id, client_secret_set=secret_set)
 
 
 async def installation_view(

@@ -59,7 +59,8 @@ class TestInstallationCreated:
         assert secret_kinds(service, company_id) == {"client_secret", "destination_url"}
         stored = query_rows(
             service.settings.database_url,
-            "SELECT ciphertext FROM stored_secrets WHERE company_id = :c AND kind = 'client_secret'",
+            "SELECT ciphertext FROM stored_secrets"
+            " WHERE company_id = :c AND kind = 'client_secret'",
             c=company_id,
         )
         assert client["client_secret"].encode() not in bytes(stored[0][0])
@@ -199,7 +200,9 @@ class TestMalformedBody:
         }
         for raw, field in cases.items():
             body, headers = signed(raw)
-            answer = service.anonymous.post("/callbacks/installations", content=body, headers=headers)
+            answer = service.anonymous.post(
+                "/callbacks/installations", content=body, headers=headers
+            )
             assert answer.status_code == 400, raw
             error = answer.json()["error"]
             assert error["code"] == "bad_request"
