@@ -53,8 +53,15 @@ def serve(
 
     if role not in {r.value for r in Role}:
         fail(f"--role must be all, api or worker (got {role!r})")
+    from app.credentials.rotation import check_stored_keys
+
     settings = settings_or_exit()
     configure_logging(settings.log_level, settings.log_format)
+    try:
+        # Before uvicorn, so a missing key is one clear line rather than a lifespan traceback.
+        asyncio.run(check_stored_keys(settings, migrate=migrate))
+    except ConnectorError as exc:
+        fail(exc.message)
     app = create_app(settings, role=Role(role), migrate=migrate)
     config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False)
     try:

@@ -1,4 +1,5 @@
-"""`connector keys rotate`: re-encrypt every stored secret under the primary key."""
+"""`connector keys rotate` (re-encrypt every stored secret under the primary key) and the
+start-up check that every key a stored secret needs is configured."""
 
 from __future__ import annotations
 
@@ -25,5 +26,17 @@ async def rotate_all(settings: Settings) -> tuple[int, list[str]]:
             key for key in rt.keyring.key_ids if key not in used and key != rt.keyring.primary_id
         ]
         return count, unused
+    finally:
+        await rt.aclose()
+
+
+async def check_stored_keys(settings: Settings, *, migrate: bool) -> None:
+    """Raises ConfigurationError naming any key id that stored secrets need but is missing."""
+    if migrate:
+        await asyncio.to_thread(upgrade_to_head, settings.database_url)
+    rt = build_runtime(settings)
+    try:
+        async with unit_of_work(rt.sessions) as session:
+            await service.check_keys(session, rt.keyring)
     finally:
         await rt.aclose()
