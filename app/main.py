@@ -11,7 +11,7 @@ from fastapi import FastAPI
 
 from app.admin.router import router as admin_router
 from app.core.database import unit_of_work
-from app.core.http import BodySizeLimit, install_error_handlers
+from app.core.http import BodySizeLimit, install_error_handlers, install_openapi
 from app.core.logging import configure_logging, get_logger
 from app.core.migrations import upgrade_to_head
 from app.core.runtime import Runtime, build_runtime
@@ -76,6 +76,7 @@ def create_app(
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    install_openapi(app)
     app.include_router(health_router)
     if role in (Role.all, Role.api):
         app.include_router(callback_router)

@@ -6,6 +6,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -80,6 +81,66 @@ def install_error_handlers(app: FastAPI) -> None:
         )
         body = {"error": {"code": "internal_error", "message": "internal error", "details": []}}
         return JSONResponse(body, status_code=500)
+
+
+def inline_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    """A Pydantic JSON schema with its `$defs` substituted in place (for hand-written OpenAPI)."""
+    definitions = schema.pop("$defs", {})
+
+    def resolve(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/$defs/"):
+                merged = {**definitions[ref.removeprefix("#/$defs/")], **node}
+                merged.pop("$ref")
+                return resolve(merged)
+            return {key: resolve(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [resolve(item) for item in node]
+        return node
+
+    resolved: dict[str, Any] = resolve(schema)
+    return resolved
+
+
+def install_openapi(app: FastAPI) -> None:
+    """OpenAPI that tells the truth about validation: 400 in our error shape, never 422.
+
+    FastAPI documents a 422 `HTTPValidationError` on every route with parameters; this service
+    answers validation errors with 400 `{"error": ...}` (a 422 means Procore refused something).
+    """
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        spec = get_openapi(
+            title=app.title, version=app.version, description=app.description, routes=app.routes
+        )
+        bad_request = {
+            "description": "malformed request or invalid value",
+            "content": {
+                "application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}
+            },
+        }
+        for operations in spec.get("paths", {}).values():
+            for operation in operations.values():
+                responses = operation.get("responses", {})
+                documented = str(responses.get("422", {}))
+                if "HTTPValidationError" in documented:
+                    del responses["422"]
+                    responses.setdefault("400", bad_request)
+        schemas = spec.get("components", {}).get("schemas", {})
+        schemas.pop("HTTPValidationError", None)
+        schemas.pop("ValidationError", None)
+        schemas.setdefault(
+            "ErrorResponse",
+            ErrorResponse.model_json_schema(ref_template="#/components/schemas/{model}"),
+        )
+        schemas.setdefault("ErrorDetail", ErrorDetail.model_json_schema())
+        app.openapi_schema = spec
+        return spec
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 class BodySizeLimit:
