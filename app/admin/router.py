@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Response, status
@@ -11,6 +11,7 @@ from app.admin import responses as r
 from app.admin import uninstall, views
 from app.admin.auth import require_admin
 from app.core.deps import RuntimeDep, SessionDep
+from app.core.errors import BadRequest
 from app.installations import repository, service
 from app.installations.models import InstallationStatus
 from app.installations.schemas import (
@@ -202,6 +203,11 @@ async def list_syncs(
     ] = None,
 ) -> SyncRunList:
     """Run history, newest first; page on with `before=<next_before>`."""
+    if before is not None:
+        try:  # a time without a zone is taken as UTC
+            before = before.replace(tzinfo=UTC) if before.tzinfo is None else before.astimezone(UTC)
+        except (OverflowError, ValueError):
+            raise BadRequest("before: out of range", details=[{"field": "before"}]) from None
     runs = await queue.history(
         session, company_id=company_id, status=status_filter, limit=limit, before=before
     )
