@@ -49,20 +49,17 @@ def serve(
     import uvicorn
 
     from app.core.logging import configure_logging
-    from app.main import Role, create_app
+    from app.main import Role, create_app, preflight
 
     if role not in {r.value for r in Role}:
         fail(f"--role must be all, api or worker (got {role!r})")
-    from app.credentials.rotation import check_stored_keys
-
     settings = settings_or_exit()
-    configure_logging(settings.log_level, settings.log_format)
     try:
-        # Before uvicorn, so a missing key is one clear line rather than a lifespan traceback.
-        asyncio.run(check_stored_keys(settings, migrate=migrate))
+        asyncio.run(preflight(settings, migrate=migrate))
     except ConnectorError as exc:
         fail(exc.message)
-    app = create_app(settings, role=Role(role), migrate=migrate)
+    configure_logging(settings.log_level, settings.log_format)
+    app = create_app(settings, role=Role(role), migrate=False)
     config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False)
     try:
         uvicorn.Server(config).run()

@@ -10,11 +10,12 @@ from enum import StrEnum
 from fastapi import FastAPI
 
 from app.admin.router import router as admin_router
-from app.core.database import unit_of_work
+from app.core.database import create_engine, make_sessionmaker, unit_of_work
+from app.core.errors import ConfigurationError, ConnectorError
 from app.core.http import BodySizeLimit, install_error_handlers, install_openapi
 from app.core.logging import configure_logging, get_logger
 from app.core.migrations import upgrade_to_head
-from app.core.runtime import Runtime, build_runtime
+from app.core.runtime import Runtime, build_keyring, build_runtime
 from app.core.settings import Settings, load_settings
 from app.credentials.service import check_keys
 from app.health.router import router as health_router
@@ -50,6 +51,29 @@ async def start(
     return rt, scheduler
 
 
+async def preflight(settings: Settings, *, migrate: bool) -> None:
+    """Checks what would stop start-up (keys, migrations, stored key ids) before serving.
+
+    Raises ConnectorError with one line to print; the CLI runs it before uvicorn starts.
+    """
+    keyring = build_keyring(settings)
+    if migrate:
+        await asyncio.to_thread(upgrade_to_head, settings.database_url)
+    engine = create_engine(settings.database_url)
+    try:
+        async with unit_of_work(make_sessionmaker(engine)) as session:
+            await check_keys(session, keyring)
+    except ConnectorError:
+        raise
+    except Exception as exc:
+        raise ConfigurationError(
+            f"CONNECTOR_DATABASE_URL: cannot use the database ({type(exc).__name__}: "
+            f"{str(exc).splitlines()[0][:200]})"
+        ) from None
+    finally:
+        await engine.dispose()
+
+
 def create_app(
     settings: Settings | None = None, *, role: Role = Role.all, migrate: bool = True
 ) -> FastAPI:
@@ -69,16 +93,21 @@ def create_app(
             await rt.aclose()
             log.info("service stopped")
 
+    serves_api = role in (Role.all, Role.api)
+    # The worker role answers only /livez, /readyz and /metrics: no API, no OpenAPI pages.
     app = FastAPI(
         title="Procore DMSA Connector",
         version="0.1.0",
         description="Admin API, install callbacks and health of the Procore DMSA connector.",
         lifespan=lifespan,
+        openapi_url="/openapi.json" if serves_api else None,
+        docs_url="/docs" if serves_api else None,
+        redoc_url="/redoc" if serves_api else None,
     )
     install_error_handlers(app)
     install_openapi(app)
     app.include_router(health_router)
-    if role in (Role.all, Role.api):
+    if serves_api:
         app.include_router(callback_router)
         app.include_router(admin_router)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)

@@ -63,37 +63,54 @@ def main() -> None:
 
     port = free_port()
     server = subprocess.Popen(
-        [sys.executable, "-m", "procore_sim", "--port", str(port), "--companies", "1",
-         "--projects", "1", "--records", str(args.records)],
-        stdout=subprocess.DEVNULL)
+        [
+            sys.executable,
+            "-m",
+            "procore_sim",
+            "--port",
+            str(port),
+            "--companies",
+            "1",
+            "--projects",
+            "1",
+            "--records",
+            str(args.records),
+        ],
+        stdout=subprocess.DEVNULL,
+    )
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
             wait_ready(client)
             creds = client.get("/_sim/clients").json()["clients"][0]
-            token = client.post("/oauth/token", data={"grant_type": "client_credentials",
-                                                      **creds}).json()["access_token"]
+            token = client.post(
+                "/oauth/token", data={"grant_type": "client_credentials", **creds}
+            ).json()["access_token"]
             company = client.get("/_sim/companies").json()["companies"][0]
-            headers = {"Authorization": f"Bearer {token}",
-                       "Procore-Company-Id": str(company["id"])}
-            url = (f"/rest/v1.0/projects/{company['project_ids'][0]}/rfis"
-                   f"?per_page={args.per_page}")
+            headers = {"Authorization": f"Bearer {token}", "Procore-Company-Id": str(company["id"])}
+            url = f"/rest/v1.0/projects/{company['project_ids'][0]}/rfis?per_page={args.per_page}"
             started = time.perf_counter()
             read_all(client, url, headers)  # first listing generates the records
-            print(f"warm-up (includes generating {args.records} RFIs): "
-                  f"{time.perf_counter() - started:.2f}s")
+            print(
+                f"warm-up (includes generating {args.records} RFIs): "
+                f"{time.perf_counter() - started:.2f}s"
+            )
             rates = []
             for round_number in range(1, args.rounds + 1):
                 started = time.perf_counter()
                 records, requests = read_all(client, url, headers)
                 elapsed = time.perf_counter() - started
                 rates.append(records / elapsed)
-                print(f"round {round_number}: {records} records in {requests} requests, "
-                      f"{elapsed:.3f}s = {records / elapsed:,.0f} records/s, "
-                      f"{requests / elapsed:.1f} pages/s")
+                print(
+                    f"round {round_number}: {records} records in {requests} requests, "
+                    f"{elapsed:.3f}s = {records / elapsed:,.0f} records/s, "
+                    f"{requests / elapsed:.1f} pages/s"
+                )
             rates.sort()
-            print(f"median: {rates[len(rates) // 2]:,.0f} records/s "
-                  f"(per_page={args.per_page}, one client, loopback HTTP, includes JSON "
-                  f"parsing on the client)")
+            print(
+                f"median: {rates[len(rates) // 2]:,.0f} records/s "
+                f"(per_page={args.per_page}, one client, loopback HTTP, includes JSON "
+                f"parsing on the client)"
+            )
     finally:
         server.terminate()
         server.wait(10)

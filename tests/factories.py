@@ -13,7 +13,7 @@ from app.core.server_thread import ServiceThread
 from app.core.settings import Settings
 from app.credentials.crypto import generate_key
 from app.destinations.signing import sign
-from app.main import create_app
+from app.main import Role, create_app
 
 CALLBACK_SECRET = "whsec_" + "dGVzdC1jYWxsYmFjay1zZWNyZXQtMzItYnl0ZXMhIQ=="
 ADMIN_TOKEN = "test-admin-token-0123456789"
@@ -65,9 +65,9 @@ def install_event(company_id: int, name: str = "Acme", **data: Any) -> dict[str,
 class RunningService:
     """The service on a loopback port with an admin client."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, role: Role = Role.all) -> None:
         self.settings = settings
-        self._thread = ServiceThread(create_app(settings))
+        self._thread = ServiceThread(create_app(settings, role=role))
         self.url = ""
         self.admin: httpx.Client
         self.anonymous: httpx.Client

@@ -62,6 +62,8 @@ def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
     # httpx logs every request URL at INFO; keep it quiet, our client logs what matters.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("httpcore").setLevel(logging.WARNING)
+    # APScheduler logs every job run at INFO; the scheduler logs what matters itself.
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
 
 
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:

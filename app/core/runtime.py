@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.core.database import create_engine, make_sessionmaker
 from app.core.logging import get_logger
+from app.core.metrics import MeteredHealthCounters, token_request_hook
 from app.core.settings import EncryptionKey, Settings
 from app.credentials.crypto import Keyring
 from app.procore import HealthCounters, ProcoreClient, make_http_client
@@ -63,7 +64,8 @@ def build_runtime(settings: Settings) -> Runtime:
     keyring = build_keyring(settings)
     engine = create_engine(settings.database_url)
     http = make_http_client()
-    health = HealthCounters()
+    http.event_hooks["response"].append(token_request_hook(settings.login_url))
+    health: HealthCounters = MeteredHealthCounters()
     procore = ProcoreClient(
         http,
         api_url=settings.api_url,

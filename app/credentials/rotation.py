@@ -1,5 +1,4 @@
-"""`connector keys rotate` (re-encrypt every stored secret under the primary key) and the
-start-up check that every key a stored secret needs is configured."""
+"""`connector keys rotate`: re-encrypt every stored secret under the primary key."""
 
 from __future__ import annotations
 
@@ -29,14 +28,3 @@ async def rotate_all(settings: Settings) -> tuple[int, list[str]]:
     finally:
         await rt.aclose()
 
-
-async def check_stored_keys(settings: Settings, *, migrate: bool) -> None:
-    """Raises ConfigurationError naming any key id that stored secrets need but is missing."""
-    if migrate:
-        await asyncio.to_thread(upgrade_to_head, settings.database_url)
-    rt = build_runtime(settings)
-    try:
-        async with unit_of_work(rt.sessions) as session:
-            await service.check_keys(session, rt.keyring)
-    finally:
-        await rt.aclose()

@@ -1,9 +1,8 @@
-"""Liveness, readiness and Prometheus metrics endpoints."""
+"""Liveness, readiness and Prometheus metrics endpoints (served by every role)."""
 
 from __future__ import annotations
 
 import time
-from typing import Any
 
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
@@ -11,11 +10,14 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
 from app.core.deps import RuntimeDep
-from app.core.metrics import REGISTRY
+from app.core.logging import get_logger
+from app.core.metrics import READY, REGISTRY
 from app.core.migrations import current_revision, head_revision
+from app.core.runtime import Runtime
 from app.scheduling.gauges import refresh_gauges
 
 router = APIRouter(tags=["health"])
+log = get_logger(__name__)
 
 
 @router.get("/livez")
@@ -24,9 +26,8 @@ async def livez() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", responses={503: {"description": "not ready"}})
-async def readyz(rt: RuntimeDep, response: Response) -> dict[str, Any]:
-    """Database reachable, migrations at head, encryption key usable, scheduler ticking."""
+async def readiness(rt: Runtime) -> dict[str, str]:
+    """Each readiness check by name: `ok`, or what is wrong."""
     checks: dict[str, str] = {}
     try:
         async with rt.engine.connect() as connection:
@@ -46,14 +47,25 @@ async def readyz(rt: RuntimeDep, response: Response) -> dict[str, Any]:
         limit = max(30.0, rt.settings.scheduler_tick_seconds * 3)
         age = None if rt.last_tick_at is None else time.monotonic() - rt.last_tick_at
         checks["scheduler"] = "ok" if age is not None and age <= limit else "not ticking"
-    ready = all(value == "ok" for value in checks.values())
-    if not ready:
-        return JSONResponse({"status": "not ready", "checks": checks}, status_code=503)  # type: ignore[return-value]
-    return {"status": "ready", "checks": checks}
+    READY.set(1 if all(value == "ok" for value in checks.values()) else 0)
+    return checks
+
+
+@router.get("/readyz", responses={503: {"description": "not ready"}})
+async def readyz(rt: RuntimeDep) -> JSONResponse:
+    """Database reachable, migrations at head, encryption key usable, scheduler ticking."""
+    checks = await readiness(rt)
+    if all(value == "ok" for value in checks.values()):
+        return JSONResponse({"status": "ready", "checks": checks})
+    return JSONResponse({"status": "not ready", "checks": checks}, status_code=503)
 
 
 @router.get("/metrics", response_class=Response)
 async def metrics(rt: RuntimeDep) -> Response:
     """Prometheus exposition of the `connector_` metrics."""
-    await refresh_gauges(rt)
+    await readiness(rt)
+    try:
+        await refresh_gauges(rt)
+    except Exception as exc:  # the process metrics are still worth serving
+        log.warning("database gauges unavailable", error=str(exc)[:200])
     return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)

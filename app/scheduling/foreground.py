@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
+from typing import Any
 
 from rich.console import Console
 from rich.live import Live
@@ -12,72 +14,82 @@ from rich.table import Table
 from app.core.database import unit_of_work
 from app.core.errors import Conflict
 from app.core.migrations import upgrade_to_head
-from app.core.runtime import build_runtime
+from app.core.runtime import Runtime, build_runtime
 from app.core.settings import Settings
 from app.installations import service
 from app.scheduling import queue
-from app.scheduling.worker import Worker
-from app.sync.models import RunStatus, SyncRun
+from app.scheduling.worker import ActiveRun, StopReason, Worker
+from app.sync.models import RunStatus
 from app.sync.schemas import SyncRunView
 
+COLUMNS = ("stream", "status", "units", "records", "deleted", "requests", "seconds")
 
-def progress_table(view: SyncRunView) -> Table:
-    """Per-stream progress of a run."""
-    table = Table(title=f"sync {view.run_id} of company {view.company_id}: {view.status}")
-    for column in ("stream", "status", "units", "records", "deleted", "requests", "seconds"):
+
+def progress_table(title: str, streams: dict[str, dict[str, Any]]) -> Table:
+    """Per-stream progress of a run (`streams` as in the run's stats)."""
+    table = Table(title=title)
+    for column in COLUMNS:
         table.add_column(column, justify="left" if column in ("stream", "status") else "right")
-    for name, stats in view.streams.items():
+    for name, stats in streams.items():
         table.add_row(
             name,
-            stats.status,
-            f"{stats.units_done}/{stats.units_total}",
-            str(stats.records_written),
-            str(stats.records_deleted),
-            str(stats.requests),
-            f"{stats.duration_seconds:.1f}",
+            str(stats.get("status", "")),
+            f"{stats.get('units_done', 0)}/{stats.get('units_total', 0)}",
+            str(stats.get("records_written", 0)),
+            str(stats.get("records_deleted", 0)),
+            str(stats.get("requests", 0)),
+            f"{float(stats.get('duration_seconds') or 0):.1f}",
         )
     return table
 
 
+def _live_table(active: ActiveRun) -> Table:
+    snapshot = active.ctx.snapshot() if active.ctx is not None else {}
+    title = f"sync {active.run.id} of company {active.run.company_id}: running"
+    return progress_table(title, snapshot.get("streams", {}))
+
+
 async def run_foreground(settings: Settings, company_id: int, *, full_refresh: bool) -> bool:
-    """Queues and runs one sync here; returns True when it succeeded."""
+    """Queues and runs one sync here; returns True when it succeeded.
+
+    Ctrl-C (or SIGTERM) cancels the run at its next page; its checkpoints are kept.
+    """
     await asyncio.to_thread(upgrade_to_head, settings.database_url)
     rt = build_runtime(settings)
     console = Console(stderr=True)
     try:
-        async with unit_of_work(rt.sessions) as session:
-            inst = await service.get_or_404(session, company_id)
-            service.ensure_syncable(inst)
-            run, _ = await queue.enqueue(
-                session, company_id, trigger="cli", full_refresh=full_refresh
-            )
-        async with unit_of_work(rt.sessions) as session:
-            claimed = await queue.claim(
-                session, rt.worker_id, settings.lease_seconds, run_id=run.id
-            )
-        if claimed is None:
-            raise Conflict(
-                f"run {run.id} was taken by a running service; follow it in the admin API"
-            )
-        task = asyncio.create_task(Worker(rt, concurrency=1).run_one(claimed))
-        with Live(console=console, refresh_per_second=2, transient=False) as live:
-            while not task.done():
-                live.update(progress_table(SyncRunView.of(await _reload(rt, run.id))))
+        active = await _claim_and_start(rt, company_id, full_refresh=full_refresh)
+        assert active.task is not None
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, active.request_stop, StopReason.cancel)
+        with Live(console=console, refresh_per_second=4, transient=True) as live:
+            while not active.task.done():
+                live.update(_live_table(active))
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(asyncio.shield(task), timeout=1.0)
-            final = SyncRunView.of(await _reload(rt, run.id))
-            live.update(progress_table(final))
+                    await asyncio.wait_for(asyncio.shield(active.task), timeout=0.5)
+        async with rt.sessions() as session:
+            final = SyncRunView.of(await queue.get(session, active.run.id))
+        streams = {name: stats.model_dump() for name, stats in final.streams.items()}
+        console.print(progress_table(f"sync {final.run_id}: {final.status}", streams))
         if final.error:
             console.print(f"error: {final.error}")
         console.print(
             f"{final.records} records, {final.requests} Procore requests, "
             f"{final.duration_seconds or 0:.1f} s"
         )
-        return task.result() == RunStatus.succeeded
+        return active.task.result() == RunStatus.succeeded
     finally:
         await rt.aclose()
 
 
-async def _reload(rt: object, run_id: str) -> SyncRun:
-    async with rt.sessions() as session:  # type: ignore[attr-defined]
-        return await queue.get(session, run_id)
+async def _claim_and_start(rt: Runtime, company_id: int, *, full_refresh: bool) -> ActiveRun:
+    async with unit_of_work(rt.sessions) as session:
+        inst = await service.get_or_404(session, company_id)
+        service.ensure_syncable(inst)
+        run, _ = await queue.enqueue(session, company_id, trigger="cli", full_refresh=full_refresh)
+    async with unit_of_work(rt.sessions) as session:
+        claimed = await queue.claim(session, rt.worker_id, rt.settings.lease_seconds, run_id=run.id)
+    if claimed is None:
+        raise Conflict(f"run {run.id} was taken by a running service; follow it in the admin API")
+    return Worker(rt, concurrency=1).start(claimed.run)

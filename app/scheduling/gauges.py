@@ -2,24 +2,68 @@
 
 from __future__ import annotations
 
+import contextlib
+from datetime import UTC, datetime
+
 from sqlalchemy import func, select
 
 from app.core.database import utcnow
-from app.core.metrics import QUEUE_DEPTH, SCHEDULER_LAG
+from app.core.metrics import QUEUE_DEPTH, SCHEDULE_PERIOD, SCHEDULER_LAG, SYNC_LAST_SUCCESS
 from app.core.runtime import Runtime
 from app.installations.models import Installation, InstallationStatus
 from app.scheduling import queue
+from app.scheduling.schedules import parse_schedule
+from app.sync.models import RunStatus, SyncRun
 
 
 async def refresh_gauges(rt: Runtime) -> None:
-    """Sets queue depth and scheduler lag from the database."""
+    """Sets queue depth, scheduler lag and the per-installation freshness gauges."""
+    now = utcnow()
+    last_success = (
+        select(SyncRun.company_id, func.max(SyncRun.finished_at).label("at"))
+        .where(SyncRun.status == RunStatus.succeeded)
+        .group_by(SyncRun.company_id)
+        .subquery()
+    )
     async with rt.sessions() as session:
-        QUEUE_DEPTH.set(await queue.queue_depth(session))
-        oldest = await session.scalar(
-            select(func.min(Installation.next_run_at)).where(
-                Installation.status == InstallationStatus.active,
-                Installation.paused.is_(False),
+        depth = await queue.queue_depth(session)
+        rows = (
+            await session.execute(
+                select(
+                    Installation.company_id,
+                    Installation.schedule,
+                    Installation.created_at,
+                    Installation.next_run_at,
+                    last_success.c.at,
+                )
+                .outerjoin(last_success, last_success.c.company_id == Installation.company_id)
+                .where(
+                    Installation.status == InstallationStatus.active,
+                    Installation.paused.is_(False),
+                )
             )
-        )
-    lag = (utcnow() - oldest).total_seconds() if oldest else 0.0
+        ).all()
+    QUEUE_DEPTH.set(depth)
+    # Rebuilt on each scrape so uninstalled or paused installations drop out of the series.
+    SYNC_LAST_SUCCESS.clear()
+    SCHEDULE_PERIOD.clear()
+    lag = 0.0
+    for company_id, schedule, created_at, next_run_at, succeeded_at in rows:
+        label = str(company_id)
+        # func.max() loses the column's UTC type on SQLite; the value is UTC either way.
+        last = succeeded_at if succeeded_at is not None else created_at
+        SYNC_LAST_SUCCESS.labels(label).set(_epoch(last))
+        with contextlib.suppress(ValueError):
+            SCHEDULE_PERIOD.labels(label).set(parse_schedule(schedule).period)
+        if next_run_at is not None:
+            lag = max(lag, (now - next_run_at).total_seconds())
     SCHEDULER_LAG.set(max(0.0, lag))
+
+
+def _epoch(value: object) -> float:
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    assert isinstance(value, datetime)
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.timestamp()

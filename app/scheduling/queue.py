@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Any, NamedTuple
 
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
@@ -14,6 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.core.database import utcnow
 from app.core.errors import Conflict, NotFound
 from app.sync.models import ACTIVE_STATUSES, RunStatus, SyncRun
+
+CLAIM_CANDIDATES = 10
 
 
 async def enqueue(
@@ -88,11 +91,30 @@ async def queue_depth(session: AsyncSession) -> int:
     )
 
 
+async def longest_wait_seconds(session: AsyncSession) -> float:
+    """How long the oldest queued run has been waiting (0 when none waits)."""
+    oldest = await session.scalar(
+        select(func.min(SyncRun.queued_at)).where(SyncRun.status == RunStatus.queued)
+    )
+    if oldest is None:
+        return 0.0
+    if oldest.tzinfo is None:  # func.min() skips the column type on SQLite
+        oldest = oldest.replace(tzinfo=UTC)
+    return max(0.0, (utcnow() - oldest).total_seconds())
+
+
 def _claimable(now: datetime) -> Any:
     return or_(
         SyncRun.status == RunStatus.queued,
         (SyncRun.status == RunStatus.running) & (SyncRun.lease_expires_at < now),
     )
+
+
+class Claimed(NamedTuple):
+    """A run this worker now holds, and whether it was taken over from a worker that died."""
+
+    run: SyncRun
+    recovered: bool
 
 
 async def claim(
@@ -102,28 +124,29 @@ async def claim(
     *,
     exclude: Sequence[int] = (),
     run_id: str | None = None,
-) -> SyncRun | None:
-    """Atomically takes the oldest claimable run (or `run_id`): queued, or with an expired lease.
+) -> Claimed | None:
+    """Atomically takes the next claimable run (or `run_id`): queued, or with an expired lease.
 
-    Runs that were attempted fewer times go first, so one installation that keeps crashing
-    cannot starve the others.
+    Order: fewest attempts first (a run that keeps killing its worker cannot starve the
+    others), then oldest queue time (a run that yielded its slot went to the back).
     """
     now = utcnow()
     candidates = (
-        select(SyncRun.id)
-        .where(_claimable(now))
-        .order_by(SyncRun.attempts, SyncRun.queued_at)
-        .limit(10)
+        select(SyncRun.id, SyncRun.status)
+        .where(_claimable(now), SyncRun.cancel_requested.is_(False))
+        .order_by(SyncRun.attempts, SyncRun.queued_at, SyncRun.id)
+        .limit(CLAIM_CANDIDATES)
     )
     if exclude:
         candidates = candidates.where(SyncRun.company_id.not_in(list(exclude)))
     if run_id is not None:
         candidates = candidates.where(SyncRun.id == run_id)
-    for candidate in list(await session.scalars(candidates)):
-        # Compare-and-set: only one claimer's UPDATE matches, on SQLite and PostgreSQL alike.
+    for candidate, status in list(await session.execute(candidates)):
+        # Compare-and-set: only one claimer's UPDATE matches, on SQLite and PostgreSQL alike
+        # (PostgreSQL re-checks the WHERE clause on the row version a concurrent claimer left).
         result = await session.execute(
             update(SyncRun)
-            .where(SyncRun.id == candidate, _claimable(now))
+            .where(SyncRun.id == candidate, _claimable(now), SyncRun.cancel_requested.is_(False))
             .values(
                 status=RunStatus.running,
                 lease_owner=owner,
@@ -135,12 +158,22 @@ async def claim(
             .execution_options(synchronize_session=False)
         )
         if result.rowcount == 1:  # type: ignore[attr-defined]
-            return await session.get(SyncRun, candidate, populate_existing=True)
+            run = await session.get(SyncRun, candidate, populate_existing=True)
+            assert run is not None
+            return Claimed(run, recovered=status == RunStatus.running)
     return None
 
 
-async def heartbeat(session: AsyncSession, run_id: str, owner: str, lease_seconds: int) -> bool:
-    """Extends a lease; returns False when the lease was lost or a cancel was asked for."""
+class Lease(StrEnum):
+    """What a heartbeat found."""
+
+    held = "held"  # lease extended, keep going
+    cancel = "cancel"  # lease extended, but a cancel was asked for
+    lost = "lost"  # another worker owns the run now, or it ended: stop without writing
+
+
+async def heartbeat(session: AsyncSession, run_id: str, owner: str, lease_seconds: int) -> Lease:
+    """Extends a lease; tells whether it is still held and whether a cancel was asked for."""
     now = utcnow()
     result = await session.execute(
         update(SyncRun)
@@ -151,9 +184,9 @@ async def heartbeat(session: AsyncSession, run_id: str, owner: str, lease_second
         .execution_options(synchronize_session=False)
     )
     if result.rowcount != 1:  # type: ignore[attr-defined]
-        return False
+        return Lease.lost
     cancel = await session.scalar(select(SyncRun.cancel_requested).where(SyncRun.id == run_id))
-    return not cancel
+    return Lease.cancel if cancel else Lease.held
 
 
 async def finish(
@@ -163,21 +196,23 @@ async def finish(
     *,
     status: RunStatus,
     error: str | None,
-    stats: dict[str, Any],
+    stats: dict[str, Any] | None,
 ) -> bool:
     """Records the outcome of a run if this worker still holds its lease."""
+    values: dict[str, Any] = {
+        "status": status,
+        "error": error,
+        "finished_at": utcnow(),
+        "lease_expires_at": None,
+    }
+    if stats is not None:
+        values["stats"] = stats
     result = await session.execute(
         update(SyncRun)
         .where(
             SyncRun.id == run_id, SyncRun.lease_owner == owner, SyncRun.status == RunStatus.running
         )
-        .values(
-            status=status,
-            error=error,
-            stats=stats,
-            finished_at=utcnow(),
-            lease_expires_at=None,
-        )
+        .values(**values)
         .execution_options(synchronize_session=False)
     )
     return bool(result.rowcount == 1)  # type: ignore[attr-defined]
@@ -220,13 +255,62 @@ async def cancel_for_company(session: AsyncSession, company_id: int, reason: str
     await session.flush()
 
 
-async def release(session: AsyncSession, run_id: str, owner: str) -> None:
-    """Gives a running run back to the queue (graceful shutdown); it resumes from checkpoints."""
-    await session.execute(
+async def release(session: AsyncSession, run_id: str, owner: str, *, to_back: bool = False) -> bool:
+    """Gives a running run back to the queue; the next claimer resumes it from its checkpoints.
+
+    A clean hand-over (shutdown, taking turns) does not count as an attempt. `to_back`
+    re-queues it behind the runs waiting now, so a long run takes turns with the others.
+    Returns False when the lease is gone or a cancel was asked for (the caller ends the run).
+    """
+    values: dict[str, Any] = {
+        "status": RunStatus.queued,
+        "lease_owner": None,
+        "lease_expires_at": None,
+        "attempts": SyncRun.attempts - 1,
+    }
+    if to_back:
+        values["queued_at"] = utcnow()
+    result = await session.execute(
         update(SyncRun)
         .where(
-            SyncRun.id == run_id, SyncRun.lease_owner == owner, SyncRun.status == RunStatus.running
+            SyncRun.id == run_id,
+            SyncRun.lease_owner == owner,
+            SyncRun.status == RunStatus.running,
+            SyncRun.cancel_requested.is_(False),
         )
-        .values(lease_expires_at=utcnow(), lease_owner=None)
+        .values(**values)
         .execution_options(synchronize_session=False)
     )
+    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+
+async def reap(session: AsyncSession, max_attempts: int) -> int:
+    """Ends runs whose worker died that must not be resumed: cancel asked, or too many attempts.
+
+    Returns how many runs were ended. Everything else with an expired lease is claimable.
+    """
+    now = utcnow()
+    expired = (SyncRun.status == RunStatus.running) & (SyncRun.lease_expires_at < now)
+    cancelled = await session.execute(
+        update(SyncRun)
+        .where(expired, SyncRun.cancel_requested.is_(True))
+        .values(
+            status=RunStatus.cancelled,
+            error="cancelled; checkpoints kept",
+            finished_at=now,
+            lease_expires_at=None,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    failed = await session.execute(
+        update(SyncRun)
+        .where(expired, SyncRun.attempts >= max_attempts)
+        .values(
+            status=RunStatus.failed,
+            error=f"abandoned after {max_attempts} attempts whose worker stopped heartbeating",
+            finished_at=now,
+            lease_expires_at=None,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return int(cancelled.rowcount + failed.rowcount)  # type: ignore[attr-defined]

@@ -5,32 +5,89 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.database import unit_of_work, utcnow
+from app.core.errors import Conflict
 from app.core.logging import get_logger
+from app.core.metrics import SCHEDULER_TICK
 from app.core.runtime import Runtime
-from app.installations import discovery, repository
+from app.installations import discovery
+from app.installations.models import Installation, InstallationStatus
 from app.scheduling import queue
 from app.scheduling.schedules import parse_schedule
 from app.scheduling.worker import Worker
 
 log = get_logger(__name__)
 DUE_BATCH = 500
+MAX_BATCHES_PER_TICK = 20
 
 
-async def enqueue_due(rt: Runtime) -> int:
-    """Queues a run for every installation whose time has come; missed periods coalesce into one."""
+@dataclass
+class TickResult:
+    """What one pass over the due installations did."""
+
+    due: int = 0
+    queued: int = 0
+    skipped_running: int = 0
+
+
+async def _lock_due(session: AsyncSession, limit: int) -> list[Installation]:
+    """Active, unpaused installations whose time has come, locked for this scheduler.
+
+    On PostgreSQL, `SKIP LOCKED` lets several worker processes tick at once without waiting
+    on each other or queueing twice; SQLite has one writer at a time and ignores the clause.
+    """
+    query = (
+        select(Installation)
+        .where(
+            Installation.status == InstallationStatus.active,
+            Installation.paused.is_(False),
+            Installation.next_run_at.is_not(None),
+            Installation.next_run_at <= utcnow(),
+        )
+        .order_by(Installation.next_run_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    return list((await session.scalars(query)).all())
+
+
+async def enqueue_due(rt: Runtime, *, batch: int = DUE_BATCH) -> TickResult:
+    """Queues a run for every installation whose time has come; missed periods coalesce into one.
+
+    An installation whose previous run is still going gets no second run: its next time is
+    simply moved on (the running sync will pick up everything changed until it ends).
+    """
+    result = TickResult()
     now = utcnow()
-    queued = 0
     async with unit_of_work(rt.sessions) as session:
-        for inst in await repository.due(session, now, DUE_BATCH):
-            _, created = await queue.enqueue(session, inst.company_id, trigger="schedule")
-            queued += int(created)
-            # Computed from now, not from the missed slot: downtime yields one run, not a burst.
-            inst.next_run_at = parse_schedule(inst.schedule).next_run(now, inst.company_id)
-    return queued
+        for inst in await _lock_due(session, batch):
+            result.due += 1
+            try:
+                _, created = await queue.enqueue(session, inst.company_id, trigger="schedule")
+                result.queued += int(created)
+            except Conflict:
+                result.skipped_running += 1
+            inst.next_run_at = next_run_after(inst, now)
+    return result
+
+
+def next_run_after(inst: Installation, now: datetime) -> datetime:
+    """The installation's next slot after `now` (not after the missed one: no catch-up burst)."""
+    try:
+        return parse_schedule(inst.schedule).next_run(now, inst.company_id)
+    except ValueError as exc:
+        # Schedules are validated on the way in; a bad one must not stall everybody else.
+        log.error(
+            "unusable schedule; retrying in an hour", company_id=inst.company_id, error=str(exc)
+        )
+        return now + timedelta(hours=1)
 
 
 class Scheduler:
@@ -51,8 +108,9 @@ class Scheduler:
             seconds=settings.scheduler_tick_seconds,
             max_instances=1,
             coalesce=True,
+            misfire_grace_time=None,
             id="tick",
-            next_run_time=None,
+            next_run_time=utcnow(),
         )
         if settings.discovery_interval_seconds and settings.client_id and settings.client_secret:
             self.aps.add_job(
@@ -61,22 +119,31 @@ class Scheduler:
                 seconds=settings.discovery_interval_seconds,
                 max_instances=1,
                 coalesce=True,
+                misfire_grace_time=None,
                 id="discovery",
                 next_run_time=None if settings.mode == "test" else utcnow(),
             )
         self.aps.start()
-        self.aps.get_job("tick").modify(next_run_time=utcnow())
         self._loop_task = asyncio.create_task(self._wake_loop(), name="scheduler-wake")
 
     async def tick(self) -> None:
-        """One scheduler tick: queue due runs, then let the worker claim what it can."""
+        """One tick: end abandoned runs, queue due runs, then let the worker claim what it can."""
+        started = time.perf_counter()
         try:
-            await enqueue_due(self.rt)
+            async with unit_of_work(self.rt.sessions) as session:
+                reaped = await queue.reap(session, self.rt.settings.max_run_attempts)
+            if reaped:
+                log.warning("ended runs abandoned by their workers", runs=reaped)
+            for _ in range(MAX_BATCHES_PER_TICK):
+                if (await enqueue_due(self.rt)).due < DUE_BATCH:
+                    break
             if self.worker is not None:
                 await self.worker.poll()
         except Exception:
             log.exception("scheduler tick failed")
             return
+        finally:
+            SCHEDULER_TICK.observe(time.perf_counter() - started)
         self.rt.last_tick_at = time.monotonic()
 
     async def discover(self) -> None:

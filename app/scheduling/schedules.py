@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from dataclasses import dataclass
@@ -23,6 +24,11 @@ class Schedule:
     interval_seconds: int | None = None
     cron: CronTrigger | None = None
 
+    @functools.cached_property
+    def period(self) -> int:
+        """Nominal period in seconds (a cron line: the gap between two fire times)."""
+        return self.period_seconds()
+
     def period_seconds(self) -> int:
         """Approximate period (for spreading runs and coalescing missed ones)."""
         if self.interval_seconds is not None:
@@ -34,7 +40,7 @@ class Schedule:
 
     def next_run(self, after: datetime, company_id: int) -> datetime:
         """Next run strictly after `after`, shifted by the company's fixed offset."""
-        offset = spread_offset(company_id, self.period_seconds())
+        offset = spread_offset(company_id, self.period)
         base = after - timedelta(seconds=offset)
         if self.interval_seconds is not None:
             epoch = int(base.timestamp())
@@ -52,6 +58,7 @@ def spread_offset(company_id: int, period_seconds: int) -> int:
     return int.from_bytes(digest[:4], "big") % max(spread, 1)
 
 
+@functools.lru_cache(maxsize=256)
 def parse_schedule(text: str) -> Schedule:
     """Parses `every 15m` / `every 1h` / a 5-field cron line; raises ValueError with the reason."""
     value = text.strip()

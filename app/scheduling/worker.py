@@ -5,22 +5,61 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-from typing import Any
+import time
+from dataclasses import dataclass, field
+from enum import StrEnum
 
 import structlog
 
 from app.core.database import unit_of_work
 from app.core.logging import get_logger
+from app.core.metrics import (
+    SYNC_RECORDS,
+    SYNC_RUN_DURATION,
+    SYNC_RUNS,
+    SYNC_RUNS_RECOVERED,
+    SYNC_RUNS_RELEASED,
+    SYNC_RUNS_RUNNING,
+)
 from app.core.runtime import Runtime
 from app.installations import service as installations
 from app.installations.models import InstallationStatus
 from app.procore import AppNotConnectedError, InvalidClientError
 from app.scheduling import queue
+from app.scheduling.queue import Lease
 from app.sync import engine
 from app.sync.context import RunCancelled, RunContext
 from app.sync.models import RunStatus, SyncRun
 
 log = get_logger(__name__)
+
+
+class StopReason(StrEnum):
+    """Why a running sync was asked to stop at its next page."""
+
+    cancel = "cancel"  # an operator asked for it: the run ends as cancelled
+    shutdown = "shutdown"  # this process is stopping: the run goes back to the queue
+    take_turns = "take_turns"  # ran its slice while others wait: back of the queue
+    lease_lost = "lease_lost"  # another worker may own it now: write nothing more
+
+
+@dataclass
+class ActiveRun:
+    """A sync this worker is executing."""
+
+    run: SyncRun
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+    reason: StopReason | None = None
+    started: float = field(default_factory=time.monotonic)
+    ctx: RunContext | None = None
+    task: asyncio.Task[RunStatus] | None = None
+    records_counted: bool = False
+
+    def request_stop(self, reason: StopReason) -> None:
+        """Asks the run to stop at its next page; the first reason wins."""
+        if self.reason is None:
+            self.reason = reason
+        self.stop.set()
 
 
 class Worker:
@@ -29,114 +68,213 @@ class Worker:
     def __init__(self, rt: Runtime, *, concurrency: int | None = None) -> None:
         self.rt = rt
         self.concurrency = concurrency or rt.settings.worker_concurrency
-        self.running: dict[str, tuple[int, asyncio.Event, asyncio.Task[RunStatus]]] = {}
+        self.running: dict[str, ActiveRun] = {}
         self._closing = False
 
     @property
     def busy_companies(self) -> list[int]:
         """Companies this worker is syncing right now."""
-        return [company_id for company_id, _, _ in self.running.values()]
+        return [active.run.company_id for active in self.running.values()]
 
     async def poll(self) -> int:
         """Claims and starts as many runs as there are free slots; returns how many started."""
         started = 0
         while not self._closing and len(self.running) < self.concurrency:
             async with unit_of_work(self.rt.sessions) as session:
-                run = await queue.claim(
+                claimed = await queue.claim(
                     session,
                     self.rt.worker_id,
                     self.rt.settings.lease_seconds,
                     exclude=self.busy_companies,
                 )
-            if run is None:
+            if claimed is None:
                 break
-            stop = asyncio.Event()
-            task = asyncio.create_task(self._execute(run, stop), name=f"sync-{run.id}")
-            self.running[run.id] = (run.company_id, stop, task)
-            task.add_done_callback(functools.partial(self._finished, run.id))
+            if claimed.recovered:
+                SYNC_RUNS_RECOVERED.inc()
+                log.warning(
+                    "resuming a run whose worker stopped heartbeating",
+                    run_id=claimed.run.id,
+                    company_id=claimed.run.company_id,
+                    attempt=claimed.run.attempts,
+                )
+            self.start(claimed.run)
             started += 1
         return started
+
+    def start(self, run: SyncRun) -> ActiveRun:
+        """Starts executing a run this worker has claimed."""
+        active = ActiveRun(run)
+        self.running[run.id] = active
+        active.task = asyncio.create_task(self._execute(active), name=f"sync-{run.id}")
+        active.task.add_done_callback(functools.partial(self._finished, run.id))
+        return active
 
     def _finished(self, run_id: str, _task: object = None) -> None:
         self.running.pop(run_id, None)
         self.rt.wake_scheduler()
 
-    async def shutdown(self, grace_seconds: float = 30.0) -> None:
-        """Asks every running sync to checkpoint and stop, waiting at most `grace_seconds`."""
+    async def shutdown(self, grace_seconds: float | None = None) -> None:
+        """Asks every running sync to checkpoint and hand its run back, within a bounded time."""
+        grace = self.rt.settings.shutdown_grace_seconds if grace_seconds is None else grace_seconds
         self._closing = True
-        for _, stop, _ in self.running.values():
-            stop.set()
-        tasks = [task for _, _, task in self.running.values()]
-        if tasks:
-            _, pending = await asyncio.wait(tasks, timeout=grace_seconds)
-            for task in pending:
-                task.cancel()
+        for active in self.running.values():
+            active.request_stop(StopReason.shutdown)
+        tasks = [active.task for active in self.running.values() if active.task is not None]
+        if not tasks:
+            return
+        log.info("stopping running syncs", runs=len(tasks), grace_seconds=grace)
+        _, pending = await asyncio.wait(tasks, timeout=grace)
+        for task in pending:
+            task.cancel()
+        if pending:
+            # Cancelled mid-page: their runs are released below, or their leases expire.
+            await asyncio.wait(pending, timeout=5)
 
-    async def run_one(self, run: SyncRun, stop: asyncio.Event | None = None) -> RunStatus:
-        """Executes one claimed run in the foreground (used by `connector sync`)."""
-        return await self._execute(run, stop or asyncio.Event())
-
-    async def _execute(self, run: SyncRun, stop: asyncio.Event) -> RunStatus:
+    async def _execute(self, active: ActiveRun) -> RunStatus:
+        run = active.run
         structlog.contextvars.bind_contextvars(run_id=run.id, company_id=run.company_id)
         log.info("sync started", attempt=run.attempts, full_refresh=run.full_refresh)
-        ctx: RunContext | None = None
+        SYNC_RUNS_RUNNING.inc()
         status, error = RunStatus.failed, None
-        beat = asyncio.create_task(self._heartbeat(run, stop, lambda: ctx))
+        beat = asyncio.create_task(self._heartbeat(active), name=f"heartbeat-{run.id}")
         try:
-            ctx = await engine.prepare(self.rt, run, stop)
-            status, error = await engine.execute(ctx)
-        except RunCancelled:
-            status, error = RunStatus.cancelled, "cancelled; checkpoints kept"
-        except AppNotConnectedError as exc:
-            error = f"app is not connected to this company: {exc.message}"
-            await self._uninstall(run.company_id)
-        except InvalidClientError as exc:
-            error = f"credentials rejected by Procore: {exc.message}"
-            await self._mark_credentials_invalid(run.company_id, error)
-        except engine.FatalRunError as exc:
-            error = str(exc)
-        except Exception as exc:  # a run must always end with a recorded status
-            log.exception("sync crashed")
-            error = engine.describe(exc)
+            try:
+                active.ctx = await engine.prepare(self.rt, run, active.stop)
+                status, error = await engine.execute(active.ctx)
+            except RunCancelled:
+                status, error = RunStatus.cancelled, "cancelled; checkpoints kept"
+            except AppNotConnectedError as exc:
+                error = f"app is not connected to this company: {exc.message}"
+                await self._uninstall(run.company_id)
+            except InvalidClientError as exc:
+                error = f"credentials rejected by Procore: {exc.message}"
+                await self._mark_credentials_invalid(run.company_id, error)
+            except engine.FatalRunError as exc:
+                error = str(exc)
+            except asyncio.CancelledError:
+                # The shutdown grace ran out mid-page: hand the run back so it resumes elsewhere.
+                await asyncio.shield(self._release(active, to_back=False))
+                raise
+            except Exception as exc:  # a run must always end with a recorded status
+                log.exception("sync crashed")
+                error = engine.describe(exc)
+            finally:
+                beat.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await beat
+            return await self._conclude(active, status, error)
         finally:
-            beat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await beat
-        if stop.is_set() and status != RunStatus.succeeded and self._closing:
-            # Shutting down: leave the run claimable so another worker resumes it.
-            await self._release(run)
-            log.info("sync paused for shutdown; it will resume from its checkpoints")
+            SYNC_RUNS_RUNNING.dec()
             structlog.contextvars.unbind_contextvars("run_id", "company_id")
+
+    async def _conclude(self, active: ActiveRun, status: RunStatus, error: str | None) -> RunStatus:
+        """Records how the run ended, or hands it back to the queue."""
+        run, reason = active.run, active.reason
+        interrupted = status != RunStatus.succeeded and reason is not None
+        if interrupted and reason == StopReason.lease_lost:
+            log.warning("sync stopped: its lease was lost; the run is left to its new owner")
+            self._count_records(active)
             return RunStatus.running
-        stats = ctx.snapshot() if ctx else dict(run.stats or {})
+        if interrupted and reason in (StopReason.shutdown, StopReason.take_turns):
+            if await self._release(active, to_back=reason == StopReason.take_turns):
+                log.info(
+                    "sync handed back to the queue; it resumes from its checkpoints",
+                    reason=str(reason),
+                )
+                return RunStatus.queued
+            # Not handed back: a cancel arrived meanwhile (or the lease is gone).
+            status, error = RunStatus.cancelled, "cancelled; checkpoints kept"
+        stats = active.ctx.snapshot() if active.ctx else None
         async with unit_of_work(self.rt.sessions) as session:
-            await queue.finish(
+            recorded = await queue.finish(
                 session, run.id, self.rt.worker_id, status=status, error=error, stats=stats
             )
-            inst = await installations.get_or_404(session, run.company_id)
-            inst.last_run_id = run.id
-            inst.health_add(self.rt.health.drain(run.company_id))
-        log.info("sync finished", status=str(status), error=error, requests=stats.get("requests"))
-        structlog.contextvars.unbind_contextvars("run_id", "company_id")
+            if recorded:
+                inst = await installations.get_or_404(session, run.company_id)
+                inst.last_run_id = run.id
+                inst.health_add(self.rt.health.drain(run.company_id))
+        if not recorded:
+            log.warning(
+                "sync ended but its lease was gone; outcome not recorded", status=str(status)
+            )
+            return RunStatus.running
+        SYNC_RUNS.labels(str(run.company_id), str(status)).inc()
+        SYNC_RUN_DURATION.labels(str(status)).observe(time.monotonic() - active.started)
+        self._count_records(active)
+        log.info(
+            "sync finished",
+            status=str(status),
+            error=error,
+            requests=(stats or {}).get("requests"),
+            records=(stats or {}).get("records"),
+        )
         return status
 
-    async def _heartbeat(self, run: SyncRun, stop: asyncio.Event, ctx: Any) -> None:
-        interval = max(1.0, self.rt.settings.lease_seconds / 4)
-        while True:
-            await asyncio.sleep(min(interval, 2.0))
-            current = ctx()
-            async with unit_of_work(self.rt.sessions) as session:
-                keep = await queue.heartbeat(
-                    session, run.id, self.rt.worker_id, self.rt.settings.lease_seconds
-                )
-                if current is not None:
-                    await queue.save_stats(session, run.id, current.snapshot())
-            if not keep:
-                stop.set()
+    @staticmethod
+    def _count_records(active: ActiveRun) -> None:
+        if active.ctx is None or active.records_counted:
+            return
+        active.records_counted = True
+        for name, stream_stats in active.ctx.stats.items():
+            if stream_stats.records_written:
+                SYNC_RECORDS.labels(name).inc(stream_stats.records_written)
 
-    async def _release(self, run: SyncRun) -> None:
+    async def _heartbeat(self, active: ActiveRun) -> None:
+        """Extends the lease, saves progress, and notices cancels; stops the run if it cannot."""
+        settings = self.rt.settings
+        interval = min(settings.heartbeat_seconds, settings.lease_seconds / 3)
+        slice_seconds = settings.run_slice_seconds
+        last_renewed = time.monotonic()
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                async with unit_of_work(self.rt.sessions) as session:
+                    lease = await queue.heartbeat(
+                        session, active.run.id, self.rt.worker_id, settings.lease_seconds
+                    )
+                    if lease != Lease.lost and active.ctx is not None:
+                        await queue.save_stats(session, active.run.id, active.ctx.snapshot())
+                    waiting = (
+                        await queue.longest_wait_seconds(session)
+                        if slice_seconds
+                        and self._oldest(active)
+                        and time.monotonic() - active.started > slice_seconds
+                        else 0.0
+                    )
+            except Exception as exc:
+                # The database is away: keep the run going while the lease is surely ours.
+                if time.monotonic() - last_renewed > settings.lease_seconds * 0.8:
+                    log.warning("cannot renew the lease; stopping the run", error=str(exc)[:200])
+                    active.request_stop(StopReason.lease_lost)
+                    return
+                log.warning("heartbeat failed; retrying", error=str(exc)[:200])
+                continue
+            last_renewed = time.monotonic()
+            if lease == Lease.lost:
+                active.request_stop(StopReason.lease_lost)
+                return
+            if lease == Lease.cancel:
+                active.request_stop(StopReason.cancel)
+            elif waiting > 2 * interval and len(self.running) >= self.concurrency:
+                log.info("sync takes turns: others are waiting", waiting=waiting)
+                active.request_stop(StopReason.take_turns)
+
+    def _oldest(self, active: ActiveRun) -> bool:
+        """Whether `active` has run longest here (only that one takes turns at a time)."""
+        return min(self.running.values(), key=lambda other: other.started) is active
+
+    async def _release(self, active: ActiveRun, *, to_back: bool) -> bool:
+        self._count_records(active)
         async with unit_of_work(self.rt.sessions) as session:
-            await queue.release(session, run.id, self.rt.worker_id)
+            if active.ctx is not None:
+                await queue.save_stats(session, active.run.id, active.ctx.snapshot())
+            released = await queue.release(
+                session, active.run.id, self.rt.worker_id, to_back=to_back
+            )
+        if released:
+            SYNC_RUNS_RELEASED.inc()
+        self.rt.wake_scheduler()
+        return released
 
     async def _uninstall(self, company_id: int) -> None:
         async with unit_of_work(self.rt.sessions) as session:

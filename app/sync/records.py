@@ -41,7 +41,7 @@ def deleted_at_of(record: dict[str, Any], fallback: datetime) -> datetime | None
     stamp = parse_timestamp(record.get("deleted_at"))
     if stamp is not None:
         return stamp
-    if record.get("deleted") is True or record.get("is_deleted") is True:
+    if any(record.get(flag) is True for flag in ("deleted", "is_deleted", "is_in_recycle_bin")):
         return fallback
     return None
 

@@ -170,3 +170,29 @@ class TestDeleteGuard:
         assert run["streams"]["users"]["records_deleted"] == 0
         landed = rows(destination_url, "users", company_id)
         assert all(row["deleted_at"] is None for row in landed.values())
+
+
+class TestManyInstallations:
+    def test_two_companies_sync_at_once_into_one_destination(
+        self, service: RunningService, sim: SimulatorServer, destination_url: str
+    ) -> None:
+        first, second = sim.state.company_ids()[:2]
+        sim.state.set_faults(latency_ms=20)  # long enough that two runs must overlap
+        for company_id in (first, second):
+            assert (
+                service.callback(
+                    {"type": "installation.created", "data": {"company_id": company_id}}
+                ).status_code
+                == 202
+            )
+        runs = [service.wait_for_run(service.latest_run_id(c)) for c in (first, second)]
+        assert [r["status"] for r in runs] == ["succeeded", "succeeded"]
+        started = sorted((r["started_at"], r["finished_at"]) for r in runs)
+        assert started[1][0] < started[0][1], "the two runs did not overlap"
+        for company_id in (first, second):
+            expected = {
+                r["id"]
+                for p in sim.state.project_ids(company_id)
+                for r in sim.state.records("rfis", company_id, p)
+            }
+            assert set(rows(destination_url, "rfis", company_id)) == expected

@@ -1,0 +1,183 @@
+"""End-to-end sync benchmark: records per second into SQLite and PostgreSQL, requests used
+against the minimum (full run and no-change incremental run), and peak memory.
+
+    python -m benchmarks.sync [--projects 10] [--records 2500] [--postgres URL]
+
+The simulator runs in its own process so it does not share the GIL with the service.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import math
+import os
+import resource
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import psycopg
+from sqlalchemy.engine import make_url
+
+from app.core.database import unit_of_work
+from app.core.logging import configure_logging
+from app.core.migrations import upgrade_to_head
+from app.core.runtime import build_runtime
+from app.core.settings import Settings
+from app.credentials.crypto import generate_key
+from app.installations import service
+from app.scheduling import queue
+from app.scheduling.worker import Worker
+
+STREAMS = ["rfis", "submittals", "observations", "punch_items"]
+PER_PAGE = 1000
+
+
+def start_simulator(projects: int, records: int) -> tuple[subprocess.Popen[bytes], str]:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "procore_sim",
+            "--port",
+            str(port),
+            "--companies",
+            "1",
+            "--projects",
+            str(projects),
+            "--records",
+            str(records),
+            "--seed",
+            "1",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(600):
+        try:
+            httpx.get(f"{url}/_sim/clients", timeout=1).raise_for_status()
+            return proc, url
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    raise RuntimeError("simulator did not start")
+
+
+async def one_run(rt: object, company_id: int, *, full: bool) -> tuple[float, dict[str, object]]:
+    runtime = rt  # typed loosely: this is a script
+    async with unit_of_work(runtime.sessions) as session:  # type: ignore[attr-defined]
+        run, _ = await queue.enqueue(session, company_id, trigger="benchmark", full_refresh=full)
+    async with unit_of_work(runtime.sessions) as session:  # type: ignore[attr-defined]
+        claimed = await queue.claim(session, runtime.worker_id, 600, run_id=run.id)  # type: ignore[attr-defined]
+    assert claimed is not None
+    started = time.perf_counter()
+    status = await Worker(runtime, concurrency=1).run_one(claimed)  # type: ignore[arg-type]
+    elapsed = time.perf_counter() - started
+    async with runtime.sessions() as session:  # type: ignore[attr-defined]
+        done = await queue.get(session, run.id)
+    assert status == "succeeded", (status, done.status, done.error, done.stats)
+    return elapsed, done.stats
+
+
+async def bench(destination_url: str, sim_url: str, projects: int, records: int) -> None:
+    work = Path(tempfile.mkdtemp(prefix="sync-bench-"))
+    settings = Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        mode="test",
+        database_url=f"sqlite:///{work / 'connector.db'}",
+        procore_api_url=sim_url,
+        procore_login_url=sim_url,
+        client_id="sim-client-id",
+        client_secret="sim-client-secret",
+        encryption_keys=generate_key("bench"),
+        destination_url=destination_url,
+        streams=",".join(STREAMS),
+        per_page=PER_PAGE,
+        project_concurrency=4,
+        log_level="WARNING",
+    )
+    await asyncio.to_thread(upgrade_to_head, settings.database_url)
+    rt = build_runtime(settings)
+    companies = (await rt.http.get(f"{sim_url}/_sim/companies")).json()
+    company_id = int(
+        (companies["companies"] if isinstance(companies, dict) else companies)[0]["id"]
+    )
+    async with unit_of_work(rt.sessions) as session:
+        await service.install(session, rt, company_id=company_id, company_name="bench")
+        await queue.cancel_for_company(session, company_id, reason="benchmark drives runs itself")
+    elapsed, stats = await one_run(rt, company_id, full=True)
+    total = int(stats["records"])  # type: ignore[call-overload]
+    pages = len(STREAMS) * projects * max(1, math.ceil(records / PER_PAGE))
+    minimum_full = 1 + pages + projects  # projects listing + pages + the RFI recycle bins
+    print(f"  full run: {total:,} records in {elapsed:.1f} s = {total / elapsed:,.0f} records/s")
+    print(
+        f"  full run requests: {stats['requests']} (minimum {minimum_full}, "
+        f"ratio {int(stats['requests']) / minimum_full:.2f})"
+    )  # type: ignore[call-overload]
+    elapsed, stats = await one_run(rt, company_id, full=False)
+    minimum_incr = 1 + len(STREAMS) * projects + projects
+    print(
+        f"  no-change incremental run: {elapsed:.2f} s, {stats['requests']} requests "
+        f"(minimum {minimum_incr}, ratio {int(stats['requests']) / minimum_incr:.2f}), "  # type: ignore[call-overload]
+        f"{stats['records']} records written"
+    )
+    await rt.aclose()
+
+
+def make_postgres_database(url: str) -> str:
+    base = make_url(url)
+    name = f"bench_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(
+        base.set(drivername="postgresql").render_as_string(False), autocommit=True
+    ) as c:
+        c.execute(f'CREATE DATABASE "{name}"')
+    return base.set(database=name).render_as_string(hide_password=False)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--projects", type=int, default=10)
+    parser.add_argument("--records", type=int, default=2500, help="per stream and project")
+    parser.add_argument(
+        "--postgres",
+        default=os.environ.get(
+            "CONNECTOR_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+        ),
+    )
+    args = parser.parse_args()
+    configure_logging("WARNING", "console")
+    proc, sim_url = start_simulator(args.projects, args.records)
+    total = len(STREAMS) * args.projects * args.records
+    print(
+        f"sync benchmark: {total:,} records ({len(STREAMS)} streams x {args.projects} projects "
+        f"x {args.records}), per_page={PER_PAGE}"
+    )
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix="sync-bench-dest-"))
+        print("destination SQLite:")
+        asyncio.run(bench(f"sqlite:///{tmp / 'dest.db'}", sim_url, args.projects, args.records))
+        try:
+            pg = make_postgres_database(args.postgres)
+        except psycopg.OperationalError as exc:
+            print(f"destination PostgreSQL: unreachable ({exc.__class__.__name__}), skipped")
+        else:
+            print("destination PostgreSQL:")
+            httpx.post(f"{sim_url}/_sim/reset")
+            asyncio.run(bench(pg, sim_url, args.projects, args.records))
+    finally:
+        proc.terminate()
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"peak RSS of the service process: {peak:,.0f} MiB")
+
+
+if __name__ == "__main__":
+    main()
