@@ -45,8 +45,9 @@ class ListRoute:
     daily: bool = False
 
 
-def json_response(body: object, status: int = 200,
-                  headers: Mapping[str, str] | None = None) -> Response:
+def json_response(
+    body: object, status: int = 200, headers: Mapping[str, str] | None = None
+) -> Response:
     """A compact JSON response."""
     raw = json.dumps(body, separators=(",", ":")).encode()
     return Response(raw, status_code=status, headers=dict(headers or {}), media_type=JSON)
@@ -56,7 +57,7 @@ def paged(request: Request, sim: Simulator, items: list[Stored] | list[bytes]) -
     """One page of items with Total, Per-Page and Link headers."""
     cfg = sim.config
     page, per_page = page_params(request.query_params, cfg.default_per_page, cfg.max_per_page)
-    chunk = items[(page - 1) * per_page: page * per_page]
+    chunk = items[(page - 1) * per_page : page * per_page]
     if chunk and isinstance(chunk[0], bytes):
         body = b"[" + b",".join(c for c in chunk if isinstance(c, bytes)) + b"]"
     else:
@@ -65,8 +66,7 @@ def paged(request: Request, sim: Simulator, items: list[Stored] | list[bytes]) -
     headers = {
         "Total": str(len(items)),
         "Per-Page": str(per_page),
-        "Link": link_header(base, request.query_params.multi_items(), page, per_page,
-                            len(items)),
+        "Link": link_header(base, request.query_params.multi_items(), page, per_page, len(items)),
     }
     return Response(body, headers=headers, media_type=JSON)
 
@@ -113,11 +113,18 @@ def _view(spec: StreamSpec, route: ListRoute, params: Mapping[str, str]) -> View
     return "active"
 
 
-def _select(request: Request, route: ListRoute, sim: Simulator, spec: StreamSpec,
-            company_id: int, project_id: int) -> list[Stored]:
+def _select(
+    request: Request,
+    route: ListRoute,
+    sim: Simulator,
+    spec: StreamSpec,
+    company_id: int,
+    project_id: int,
+) -> list[Stored]:
     params = request.query_params
     records = sim.store.partition(spec.name, company_id, project_id).view(
-        _view(spec, route, params))
+        _view(spec, route, params)
+    )
     if route.parent_param is not None:
         parent_id = int(request.path_params[route.parent_param])
         parent_stream = spec.parent or ""
@@ -144,8 +151,7 @@ def _select(request: Request, route: ListRoute, sim: Simulator, spec: StreamSpec
     return records
 
 
-def _daily_window(records: list[Stored], params: Mapping[str, str],
-                  sim: Simulator) -> list[Stored]:
+def _daily_window(records: list[Stored], params: Mapping[str, str], sim: Simulator) -> list[Stored]:
     """Daily logs of log_date, of start_date..end_date, or of today when no date is given."""
     if params.get("log_date"):
         first = last = parse_day(params["log_date"], "log_date").isoformat()
@@ -181,8 +187,10 @@ async def companies_endpoint(request: Request) -> Response:
     sim = sim_of(request)
     guard(request, company_required=False)
     fields = ("id", "name", "is_active", "logo_url", "my_company")
-    items = [json.dumps({k: c[k] for k in fields}, separators=(",", ":")).encode()
-             for c in sim.listed_companies()]
+    items = [
+        json.dumps({k: c[k] for k in fields}, separators=(",", ":")).encode()
+        for c in sim.listed_companies()
+    ]
     return paged(request, sim, items)
 
 
@@ -191,8 +199,13 @@ async def me_endpoint(request: Request) -> Response:
     sim = sim_of(request)
     caller = guard(request, company_required=False)
     base = sim.config.seed * 1000 + 7
-    return json_response({"id": base, "login": f"{caller.client_id}@dmsa.procore.invalid",
-                          "name": "Data Connector (DMSA)"})
+    return json_response(
+        {
+            "id": base,
+            "login": f"{caller.client_id}@dmsa.procore.invalid",
+            "name": "Data Connector (DMSA)",
+        }
+    )
 
 
 def list_routes() -> list[ListRoute]:
@@ -200,45 +213,76 @@ def list_routes() -> list[ListRoute]:
     routes = [
         ListRoute("/rest/v1.1/projects", "projects", "company_query"),
         ListRoute("/rest/v1.0/projects", "projects", "company_query"),
-        ListRoute("/rest/v1.0/companies/{company_id:int}/projects", "projects", "company_path",
-                  filters=False),
+        ListRoute(
+            "/rest/v1.0/companies/{company_id:int}/projects",
+            "projects",
+            "company_path",
+            filters=False,
+        ),
         ListRoute("/rest/v1.0/vendors", "vendors", "company_query"),
         ListRoute("/rest/v1.0/projects/{project_id:int}/rfis", "rfis", "project_path"),
-        ListRoute("/rest/v1.0/projects/{project_id:int}/rfis/recycle_bin", "rfis",
-                  "project_path", recycle_bin=True),
-        ListRoute("/rest/v1.1/projects/{project_id:int}/submittals", "submittals",
-                  "project_path"),
-        ListRoute("/rest/v1.1/projects/{project_id:int}/submittals/recycle_bin", "submittals",
-                  "project_path", recycle_bin=True),
+        ListRoute(
+            "/rest/v1.0/projects/{project_id:int}/rfis/recycle_bin",
+            "rfis",
+            "project_path",
+            recycle_bin=True,
+        ),
+        ListRoute("/rest/v1.1/projects/{project_id:int}/submittals", "submittals", "project_path"),
+        ListRoute(
+            "/rest/v1.1/projects/{project_id:int}/submittals/recycle_bin",
+            "submittals",
+            "project_path",
+            recycle_bin=True,
+        ),
         ListRoute("/rest/v1.0/observations/items", "observations", "project_query"),
-        ListRoute("/rest/v1.0/projects/{project_id:int}/recycle_bin/observations/items",
-                  "observations", "project_path", recycle_bin=True),
+        ListRoute(
+            "/rest/v1.0/projects/{project_id:int}/recycle_bin/observations/items",
+            "observations",
+            "project_path",
+            recycle_bin=True,
+        ),
         ListRoute("/rest/v1.1/punch_items", "punch_items", "project_query"),
-        ListRoute("/rest/v1.1/punch_items/recycle_bin", "punch_items", "project_query",
-                  recycle_bin=True),
+        ListRoute(
+            "/rest/v1.1/punch_items/recycle_bin", "punch_items", "project_query", recycle_bin=True
+        ),
         ListRoute("/rest/v1.0/change_events", "change_events", "project_query"),
         ListRoute("/rest/v1.0/work_order_contracts", "work_order_contracts", "project_query"),
-        ListRoute("/rest/v1.0/purchase_order_contracts", "purchase_order_contracts",
-                  "project_query"),
+        ListRoute(
+            "/rest/v1.0/purchase_order_contracts", "purchase_order_contracts", "project_query"
+        ),
         ListRoute("/rest/v1.0/prime_contracts", "prime_contracts", "project_query"),
         ListRoute("/rest/v1.0/budget_views", "budget_views", "project_query"),
-        ListRoute("/rest/v1.0/budget_views/{view_id:int}/detail_rows", "budget_detail_rows",
-                  "project_query", parent_param="view_id"),
+        ListRoute(
+            "/rest/v1.0/budget_views/{view_id:int}/detail_rows",
+            "budget_detail_rows",
+            "project_query",
+            parent_param="view_id",
+        ),
         ListRoute("/rest/v1.0/cost_codes", "cost_codes", "project_query"),
-        ListRoute("/rest/v1.0/projects/{project_id:int}/documents", "documents",
-                  "project_path"),
-        ListRoute("/rest/v1.0/projects/{project_id:int}/checklist/lists", "checklists",
-                  "project_path"),
-        ListRoute("/rest/v1.0/projects/{project_id:int}/recycle_bin/checklist/lists",
-                  "checklists", "project_path", recycle_bin=True),
-        ListRoute("/rest/v1.0/projects/{project_id:int}/timesheets", "timesheets",
-                  "project_path"),
-        ListRoute("/rest/v1.0/projects/{project_id:int}/manpower_logs", "daily_manpower_logs",
-                  "project_path", daily=True),
+        ListRoute("/rest/v1.0/projects/{project_id:int}/documents", "documents", "project_path"),
+        ListRoute(
+            "/rest/v1.0/projects/{project_id:int}/checklist/lists", "checklists", "project_path"
+        ),
+        ListRoute(
+            "/rest/v1.0/projects/{project_id:int}/recycle_bin/checklist/lists",
+            "checklists",
+            "project_path",
+            recycle_bin=True,
+        ),
+        ListRoute("/rest/v1.0/projects/{project_id:int}/timesheets", "timesheets", "project_path"),
+        ListRoute(
+            "/rest/v1.0/projects/{project_id:int}/manpower_logs",
+            "daily_manpower_logs",
+            "project_path",
+            daily=True,
+        ),
     ]
     for version in range(4):
-        routes.append(ListRoute(f"/rest/v1.{version}/companies/{{company_id:int}}/users",
-                                "users", "company_path"))
+        routes.append(
+            ListRoute(
+                f"/rest/v1.{version}/companies/{{company_id:int}}/users", "users", "company_path"
+            )
+        )
         routes.append(ListRoute(f"/rest/v1.{version}/users", "users", "company_query"))
     return routes
 

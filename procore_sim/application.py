@@ -36,8 +36,11 @@ class SimulatorApp(Starlette):
     def __init__(self, sim: Simulator) -> None:
         super().__init__(
             routes=[*oauth_routes(), *api_routes(), *control_routes()],
-            exception_handlers={ApiError: _api_error, UnknownRecordError: _unknown,
-                                404: _not_found},
+            exception_handlers={
+                ApiError: _api_error,
+                UnknownRecordError: _unknown,
+                404: _not_found,
+            },
         )
         self.state.sim = sim
         self._outer = SimulatorMiddleware(super().__call__, sim)

@@ -59,24 +59,46 @@ def _stream_list() -> list[StreamSpec]:
         StreamSpec("submittals", "project", project.submittals, delete_mode="recycle_bin"),
         StreamSpec("observations", "project", project.observations, delete_mode="recycle_bin"),
         StreamSpec("punch_items", "project", project.punch_items, delete_mode="recycle_bin"),
-        StreamSpec("change_events", "project", financial.change_events,
-                   delete_mode="include_deleted"),
-        StreamSpec("work_order_contracts", "project", financial.work_order_contracts,
-                   delete_mode="include_deleted"),
-        StreamSpec("purchase_order_contracts", "project", financial.purchase_order_contracts,
-                   delete_mode="include_deleted"),
+        StreamSpec(
+            "change_events", "project", financial.change_events, delete_mode="include_deleted"
+        ),
+        StreamSpec(
+            "work_order_contracts",
+            "project",
+            financial.work_order_contracts,
+            delete_mode="include_deleted",
+        ),
+        StreamSpec(
+            "purchase_order_contracts",
+            "project",
+            financial.purchase_order_contracts,
+            delete_mode="include_deleted",
+        ),
         StreamSpec("prime_contracts", "project", financial.prime_contracts),
-        StreamSpec("budget_views", "project", financial.budget_views, updated_filter=False,
-                   sort="none"),
-        StreamSpec("budget_detail_rows", "project", financial.budget_detail_rows,
-                   updated_filter=False, sort="none", parent="budget_views"),
-        StreamSpec("cost_codes", "project", financial.cost_codes, updated_filter=False,
-                   sort="none"),
+        StreamSpec(
+            "budget_views", "project", financial.budget_views, updated_filter=False, sort="none"
+        ),
+        StreamSpec(
+            "budget_detail_rows",
+            "project",
+            financial.budget_detail_rows,
+            updated_filter=False,
+            sort="none",
+            parent="budget_views",
+        ),
+        StreamSpec(
+            "cost_codes", "project", financial.cost_codes, updated_filter=False, sort="none"
+        ),
         StreamSpec("documents", "project", field.documents, delete_mode="documents"),
         StreamSpec("checklists", "project", field.checklists, delete_mode="recycle_bin"),
         StreamSpec("timesheets", "project", field.timesheets, delete_mode="deleted_at_filter"),
-        StreamSpec("daily_manpower_logs", "project", field.daily_manpower_logs,
-                   updated_filter=False, sort="none"),
+        StreamSpec(
+            "daily_manpower_logs",
+            "project",
+            field.daily_manpower_logs,
+            updated_filter=False,
+            sort="none",
+        ),
     ]
 
 

@@ -67,8 +67,11 @@ async def company_action(request: Request) -> Response:
     """POST /_sim/companies/{id}/install|uninstall|disconnect."""
     sim = sim_of(request)
     company_id = int(request.path_params["company_id"])
-    action = {"install": sim.install_company, "uninstall": sim.uninstall_company,
-              "disconnect": sim.disconnect_company}.get(request.path_params["action"])
+    action = {
+        "install": sim.install_company,
+        "uninstall": sim.uninstall_company,
+        "disconnect": sim.disconnect_company,
+    }.get(request.path_params["action"])
     if action is None:
         raise ApiError(404, {"error": "action must be install, uninstall or disconnect"})
     action(company_id)
@@ -95,9 +98,12 @@ async def list_records(request: Request) -> Response:
     if company_id is None and stream != "companies":
         raise ApiError(400, {"error": "company_id is required"})
     include_deleted = params.get("include_deleted", "").lower() in ("1", "true", "yes")
-    records = sim.records(stream, company_id or 0,
-                          _optional_int(params.get("project_id"), "project_id"),
-                          include_deleted=include_deleted)
+    records = sim.records(
+        stream,
+        company_id or 0,
+        _optional_int(params.get("project_id"), "project_id"),
+        include_deleted=include_deleted,
+    )
     return json_response({"records": records, "count": len(records)})
 
 
@@ -109,9 +115,12 @@ async def create_record(request: Request) -> Response:
     company_id = _optional_int(body.get("company_id"), "company_id")
     if company_id is None:
         raise ApiError(400, {"error": "company_id is required"})
-    record = sim.create_record(stream, company_id,
-                               _optional_int(body.get("project_id"), "project_id"),
-                               body.get("fields") or {})
+    record = sim.create_record(
+        stream,
+        company_id,
+        _optional_int(body.get("project_id"), "project_id"),
+        body.get("fields") or {},
+    )
     return json_response(record, status=201)
 
 
@@ -121,8 +130,7 @@ async def change_record(request: Request) -> Response:
     stream = _stream(request)
     body = await _body(request)
     fields = body["fields"] if isinstance(body.get("fields"), dict) else body
-    return json_response(sim.update_record(stream, int(request.path_params["record_id"]),
-                                           fields))
+    return json_response(sim.update_record(stream, int(request.path_params["record_id"]), fields))
 
 
 async def delete_record(request: Request) -> Response:
@@ -136,11 +144,18 @@ async def limits(request: Request) -> Response:
     """PUT /_sim/limits with {hourly, spike, spike_window_seconds}."""
     sim = sim_of(request)
     body = await _body(request)
-    sim.set_limits(_optional_int(body.get("hourly"), "hourly"),
-                   _optional_int(body.get("spike"), "spike"),
-                   float(body.get("spike_window_seconds", 10)))
-    return json_response({"hourly": sim.limiter.hourly_limit, "spike": sim.limiter.spike_limit,
-                          "spike_window_seconds": sim.limiter.spike_seconds})
+    sim.set_limits(
+        _optional_int(body.get("hourly"), "hourly"),
+        _optional_int(body.get("spike"), "spike"),
+        float(body.get("spike_window_seconds", 10)),
+    )
+    return json_response(
+        {
+            "hourly": sim.limiter.hourly_limit,
+            "spike": sim.limiter.spike_limit,
+            "spike_window_seconds": sim.limiter.spike_seconds,
+        }
+    )
 
 
 async def faults(request: Request) -> Response:
@@ -175,9 +190,11 @@ async def requests_log(request: Request) -> Response:
     """GET /_sim/requests?path=&company_id=&status=."""
     sim = sim_of(request)
     params = request.query_params
-    entries = sim.request_log(params.get("path") or None,
-                              _optional_int(params.get("company_id"), "company_id"),
-                              _optional_int(params.get("status"), "status"))
+    entries = sim.request_log(
+        params.get("path") or None,
+        _optional_int(params.get("company_id"), "company_id"),
+        _optional_int(params.get("status"), "status"),
+    )
     return json_response({"requests": entries, "count": len(entries)})
 
 
@@ -200,8 +217,11 @@ def control_routes() -> list[BaseRoute]:
         Route("/_sim/companies", companies, methods=["GET"]),
         Route("/_sim/streams", streams, methods=["GET"]),
         Route("/_sim/companies/{company_id:int}/{action}", company_action, methods=["POST"]),
-        Route("/_sim/companies/{company_id:int}/projects/{project_id:int}/permitted",
-              project_permission, methods=["PUT"]),
+        Route(
+            "/_sim/companies/{company_id:int}/projects/{project_id:int}/permitted",
+            project_permission,
+            methods=["PUT"],
+        ),
         Route("/_sim/records/{stream}", list_records, methods=["GET"]),
         Route("/_sim/records/{stream}", create_record, methods=["POST"]),
         Route("/_sim/records/{stream}/{record_id:int}", change_record, methods=["PATCH"]),

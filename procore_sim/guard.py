@@ -13,9 +13,9 @@ from procore_sim.state import Simulator
 MISSING_COMPANY = "Missing Procore-Company-Id header!"
 RATE_LIMITED = {
     "hourly": "You have surpassed the max number of requests for an hour. "
-              "Please wait until your limit resets.",
+    "Please wait until your limit resets.",
     "spike": "You have surpassed the max number of requests in a short period. "
-             "Please wait until your limit resets.",
+    "Please wait until your limit resets.",
 }
 
 
@@ -75,8 +75,11 @@ def guard(request: Request, *, company_required: bool = True) -> Caller:
     decision = sim.rate_hit((issued.client_id, company_id))
     info["rate"] = decision.headers
     if not decision.allowed:
-        raise ApiError(429, {"errors": RATE_LIMITED[decision.window]},
-                       {"Retry-After": str(decision.retry_after)})
+        raise ApiError(
+            429,
+            {"errors": RATE_LIMITED[decision.window]},
+            {"Retry-After": str(decision.retry_after)},
+        )
     if raw_company is None or not raw_company.strip():
         if company_required:
             raise ApiError(400, {"errors": MISSING_COMPANY})

@@ -14,8 +14,9 @@ from procore_sim.store import Stored
 class ApiError(Exception):
     """An answer other than 200, rendered as JSON with its status and headers."""
 
-    def __init__(self, status: int, body: Mapping[str, Any],
-                 headers: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self, status: int, body: Mapping[str, Any], headers: Mapping[str, str] | None = None
+    ) -> None:
         super().__init__(f"{status}: {body}")
         self.status = status
         self.body = dict(body)
@@ -46,9 +47,17 @@ def parse_range(value: str, name: str) -> tuple[float, float]:
         start = _moment(start_text, end=False).timestamp()
         finish = _moment(end_text, end=True).timestamp()
     except ValueError:
-        raise ApiError(422, {"errors": {name: [
-            f"is invalid: expected a range such as 2024-01-01T00:00:00Z...2024-02-01T00:00:00Z,"
-            f" got {value!r}"]}}) from None
+        raise ApiError(
+            422,
+            {
+                "errors": {
+                    name: [
+                        "is invalid: expected a range such as "
+                        f"2024-01-01T00:00:00Z...2024-02-01T00:00:00Z, got {value!r}"
+                    ]
+                }
+            },
+        ) from None
     if start > finish:
         raise ApiError(422, {"errors": {name: ["range start is after its end"]}})
     return start, finish
@@ -98,14 +107,19 @@ def sort_keys(params: Mapping[str, str], style: str) -> list[tuple[str, bool]]:
             return []
         return [(attribute, params.get("sort[direction]", "asc").lower() == "desc")]
     if style == "sort" and params.get("sort"):
-        return [(part.lstrip("-"), part.startswith("-"))
-                for part in params["sort"].split(",") if part.strip("-")]
+        return [
+            (part.lstrip("-"), part.startswith("-"))
+            for part in params["sort"].split(",")
+            if part.strip("-")
+        ]
     return []
 
 
-def page_params(params: Mapping[str, str], default_per_page: int,
-                max_per_page: int) -> tuple[int, int]:
+def page_params(
+    params: Mapping[str, str], default_per_page: int, max_per_page: int
+) -> tuple[int, int]:
     """(page, per_page) from the query: 1-based page; per_page capped at max_per_page."""
+
     def number(name: str, default: int) -> int:
         try:
             return int(params.get(name, default))
@@ -118,8 +132,9 @@ def page_params(params: Mapping[str, str], default_per_page: int,
     return page, per_page
 
 
-def link_header(base_url: str, query: Iterable[tuple[str, str]], page: int, per_page: int,
-                total: int) -> str:
+def link_header(
+    base_url: str, query: Iterable[tuple[str, str]], page: int, per_page: int, total: int
+) -> str:
     """Procore's Link header: first, prev, next (not on the last page) and last."""
     kept = [(k, v) for k, v in query if k not in ("page", "per_page")]
     last = max((total + per_page - 1) // per_page, 1)

@@ -15,8 +15,12 @@ from procore_sim.guard import company_header
 from procore_sim.state import Simulator
 
 CONTROL_PREFIX = "/_sim"
-STATUS_TEXT = {500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable",
-               504: "Gateway Timeout"}
+STATUS_TEXT = {
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+    504: "Gateway Timeout",
+}
 
 
 class ConnectionDroppedError(ConnectionError):
@@ -44,11 +48,14 @@ async def drop_connection(send: Send) -> None:
         await asyncio.sleep(0)
 
 
-async def _send_json(send: Send, status: int, body: dict[str, Any],
-                     headers: dict[str, str]) -> None:
+async def _send_json(
+    send: Send, status: int, body: dict[str, Any], headers: dict[str, str]
+) -> None:
     raw = json.dumps(body).encode()
-    head = [(b"content-type", b"application/json; charset=utf-8"),
-            (b"content-length", str(len(raw)).encode())]
+    head = [
+        (b"content-type", b"application/json; charset=utf-8"),
+        (b"content-length", str(len(raw)).encode()),
+    ]
     head += [(k.lower().encode(), v.encode()) for k, v in headers.items()]
     await send({"type": "http.response.start", "status": status, "headers": head})
     await send({"type": "http.response.body", "body": raw})
@@ -80,9 +87,36 @@ class SimulatorMiddleware:
         plan = self.sim.plan_faults(path)
         is_rest = path.startswith("/rest/")
 
+        logged = False
+
+        def log() -> None:
+            nonlocal logged
+            if logged:
+                return
+            logged = True
+            self.sim.log_request(
+                {
+                    "method": scope.get("method", ""),
+                    "path": path,
+                    "query": dict(
+                        parse_qsl(
+                            scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True
+                        )
+                    ),
+                    "status": outcome["status"],
+                    "company_header": headers.get("procore-company-id"),
+                    "authorized": bool(info.get("authorized")),
+                    "time": started,
+                    "dropped": plan.drop,
+                }
+            )
+
         async def send_wrapper(message: Message) -> None:
             if message["type"] == "http.response.start":
                 outcome["status"] = message["status"]
+                # Logged before the answer leaves, so a client never sees an answer whose
+                # request is not in the log yet.
+                log()
                 if is_rest:
                     rate = info.get("rate") or self._rate_headers(headers)
                     extra = [(k.lower().encode(), v.encode()) for k, v in rate.items()]
@@ -94,28 +128,23 @@ class SimulatorMiddleware:
         try:
             await self._serve(scope, receive, send, send_wrapper, plan)
         finally:
-            self.sim.log_request({
-                "method": scope.get("method", ""),
-                "path": path,
-                "query": dict(parse_qsl(scope.get("query_string", b"").decode("latin-1"),
-                                        keep_blank_values=True)),
-                "status": outcome["status"],
-                "company_header": headers.get("procore-company-id"),
-                "authorized": bool(info.get("authorized")),
-                "time": started,
-                "dropped": plan.drop,
-            })
+            log()
 
-    async def _serve(self, scope: Scope, receive: Receive, send: Send, send_wrapper: Send,
-                     plan: FaultPlan) -> None:
+    async def _serve(
+        self, scope: Scope, receive: Receive, send: Send, send_wrapper: Send, plan: FaultPlan
+    ) -> None:
         if plan.delay_s:
             await asyncio.sleep(plan.delay_s)
         if plan.drop:
             await drop_connection(send)
             return
         if plan.unavailable:
-            await _send_json(send_wrapper, 503, {"errors": "Service Unavailable"},
-                             {"Retry-After": str(plan.retry_after)})
+            await _send_json(
+                send_wrapper,
+                503,
+                {"errors": "Service Unavailable"},
+                {"Retry-After": str(plan.retry_after)},
+            )
             return
         if plan.error_status is not None:
             text = STATUS_TEXT.get(plan.error_status, "Simulated server error")

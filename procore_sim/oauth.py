@@ -50,9 +50,13 @@ async def token_params(request: Request) -> dict[str, str]:
         try:
             parsed: Any = json.loads(body or b"{}")
         except ValueError:
-            raise ApiError(400, {"error": "invalid_request",
-                                 "error_description": "The request body is not valid JSON."}
-                           ) from None
+            raise ApiError(
+                400,
+                {
+                    "error": "invalid_request",
+                    "error_description": "The request body is not valid JSON.",
+                },
+            ) from None
         if isinstance(parsed, dict):
             params.update({str(k): str(v) for k, v in parsed.items() if v is not None})
     elif "multipart/form-data" in content_type:
@@ -64,8 +68,9 @@ async def token_params(request: Request) -> dict[str, str]:
         try:
             user, _, password = base64.b64decode(encoded).decode().partition(":")
         except (binascii.Error, UnicodeDecodeError):
-            raise ApiError(401, {"error": "invalid_client",
-                                 "error_description": INVALID_CLIENT}) from None
+            raise ApiError(
+                401, {"error": "invalid_client", "error_description": INVALID_CLIENT}
+            ) from None
         params.setdefault("client_id", user)
         params.setdefault("client_secret", password)
     return params
@@ -77,16 +82,21 @@ async def token_endpoint(request: Request) -> Response:
     params = await token_params(request)
     grant = params.get("grant_type")
     if grant != "client_credentials":
-        raise ApiError(400, {
-            "error": "unsupported_grant_type",
-            "error_description": "The authorization grant type is not supported by the "
-                                 "authorization server.",
-        })
+        raise ApiError(
+            400,
+            {
+                "error": "unsupported_grant_type",
+                "error_description": "The authorization grant type is not supported by the "
+                "authorization server.",
+            },
+        )
     if not sim.check_client(params.get("client_id"), params.get("client_secret")):
         raise ApiError(401, {"error": "invalid_client", "error_description": INVALID_CLIENT})
     request_info(request)["authorized"] = True
-    return json_response(sim.issue_token(params["client_id"]),
-                         headers={"Cache-Control": "no-store", "Pragma": "no-cache"})
+    return json_response(
+        sim.issue_token(params["client_id"]),
+        headers={"Cache-Control": "no-store", "Pragma": "no-cache"},
+    )
 
 
 async def token_info_endpoint(request: Request) -> Response:
@@ -96,13 +106,15 @@ async def token_info_endpoint(request: Request) -> Response:
     if issued is None:
         raise unauthorized(reason)
     request_info(request)["authorized"] = True
-    return json_response({
-        "resource_owner_id": None,
-        "scopes": [],
-        "expires_in_seconds": max(int(issued.expires_at - sim.clock()), 0),
-        "application": {"uid": issued.client_id},
-        "created_at": int(issued.created_at),
-    })
+    return json_response(
+        {
+            "resource_owner_id": None,
+            "scopes": [],
+            "expires_in_seconds": max(int(issued.expires_at - sim.clock()), 0),
+            "application": {"uid": issued.client_id},
+            "created_at": int(issued.created_at),
+        }
+    )
 
 
 def oauth_routes() -> list[BaseRoute]:

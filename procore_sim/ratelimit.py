@@ -66,8 +66,10 @@ class RateLimiter:
     def _windows(self, key: BucketKey, now: float) -> tuple[Window, Window]:
         pair = self._buckets.get(key)
         if pair is None:
-            pair = (Window(self.hourly_limit, self.hourly_seconds, now),
-                    Window(self.spike_limit, self.spike_seconds, now))
+            pair = (
+                Window(self.hourly_limit, self.hourly_seconds, now),
+                Window(self.spike_limit, self.spike_seconds, now),
+            )
             self._buckets[key] = pair
         for window in pair:
             window.roll(now)

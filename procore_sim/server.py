@@ -17,8 +17,14 @@ from procore_sim.state import Simulator
 class SimulatorServer:
     """Runs uvicorn in a thread; use as a context manager. `url` and `state` once entered."""
 
-    def __init__(self, config: SimulatorConfig | None = None, host: str = "127.0.0.1",
-                 port: int = 0, *, log_level: str = "warning") -> None:
+    def __init__(
+        self,
+        config: SimulatorConfig | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        log_level: str = "warning",
+    ) -> None:
         self.config = config or SimulatorConfig()
         self.host = host
         self.state = Simulator(self.config)
@@ -27,10 +33,15 @@ class SimulatorServer:
         self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._socket.bind((host, port))
         self.port: int = self._socket.getsockname()[1]
-        self._server = uvicorn.Server(uvicorn.Config(
-            self.app, log_level=log_level, access_log=False, lifespan="off",
-            timeout_keep_alive=30,
-        ))
+        self._server = uvicorn.Server(
+            uvicorn.Config(
+                self.app,
+                log_level=log_level,
+                access_log=False,
+                lifespan="off",
+                timeout_keep_alive=30,
+            )
+        )
         self._thread: threading.Thread | None = None
 
     @property
@@ -40,8 +51,12 @@ class SimulatorServer:
 
     def start(self, timeout: float = 10.0) -> SimulatorServer:
         """Starts serving and waits until the socket accepts requests."""
-        self._thread = threading.Thread(target=self._server.run, kwargs={
-            "sockets": [self._socket]}, name=f"procore-sim-{self.port}", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.run,
+            kwargs={"sockets": [self._socket]},
+            name=f"procore-sim-{self.port}",
+            daemon=True,
+        )
         self._thread.start()
         deadline = time.monotonic() + timeout
         while not self._server.started:
@@ -61,6 +76,10 @@ class SimulatorServer:
     def __enter__(self) -> SimulatorServer:
         return self.start()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.stop()

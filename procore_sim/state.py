@@ -37,8 +37,9 @@ class IssuedToken:
 class Simulator:
     """Companies, records, tokens, limits, faults and the request log of one fake Procore."""
 
-    def __init__(self, config: SimulatorConfig | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, config: SimulatorConfig | None = None, clock: Callable[[], float] = time.time
+    ) -> None:
         self.config = config or SimulatorConfig()
         self.clock = clock
         self.lock = threading.RLock()
@@ -49,14 +50,20 @@ class Simulator:
         with self.lock:
             cfg = self.config
             self.store = RecordStore(cfg, self.clock())
-            self._status = {c["id"]: ("installed" if i < cfg.companies else "not_installed")
-                            for i, c in enumerate(self.store.companies)}
+            self._status = {
+                c["id"]: ("installed" if i < cfg.companies else "not_installed")
+                for i, c in enumerate(self.store.companies)
+            }
             self._forbidden_projects: set[int] = set()
             self._tokens: dict[str, IssuedToken] = {}
             self.token_lifetime = cfg.token_lifetime
             self._clients = {cfg.client_id: cfg.client_secret, **dict(cfg.extra_clients)}
-            self.limiter = RateLimiter(cfg.hourly_limit, cfg.spike_limit,
-                                       cfg.spike_window_seconds, cfg.hourly_window_seconds)
+            self.limiter = RateLimiter(
+                cfg.hourly_limit,
+                cfg.spike_limit,
+                cfg.spike_window_seconds,
+                cfg.hourly_window_seconds,
+            )
             self.faults = Faults()
             self._fault_rng = random.Random(f"{cfg.seed}:faults")
             self._log: deque[dict[str, Any]] = deque(maxlen=cfg.max_log_entries)
@@ -68,9 +75,14 @@ class Simulator:
             out = []
             for company in self.store.companies:
                 status = self._status[company["id"]]
-                out.append({**company, "status": status,
-                            "installed": status in LISTED_STATUSES,
-                            "connected": status == "installed"})
+                out.append(
+                    {
+                        **company,
+                        "status": status,
+                        "installed": status in LISTED_STATUSES,
+                        "connected": status == "installed",
+                    }
+                )
             return out
 
     def company_ids(self) -> list[int]:
@@ -141,8 +153,14 @@ class Simulator:
             return project_id not in self._forbidden_projects
 
     # ---- records ------------------------------------------------------------------------
-    def records(self, stream: str, company_id: int, project_id: int | None = None, *,
-                include_deleted: bool = False) -> list[dict[str, Any]]:
+    def records(
+        self,
+        stream: str,
+        company_id: int,
+        project_id: int | None = None,
+        *,
+        include_deleted: bool = False,
+    ) -> list[dict[str, Any]]:
         """Ground truth: the records of a stream exactly as the API serves them, by id."""
         if stream == "companies":
             return [dict(c) for c in self.listed_companies()]
@@ -154,14 +172,20 @@ class Simulator:
             found.sort(key=lambda s: int(s.data["id"]))
             return [json.loads(s.raw) for s in found]
 
-    def create_record(self, stream: str, company_id: int, project_id: int | None = None,
-                      fields: dict[str, Any] | None = None) -> dict[str, Any]:
+    def create_record(
+        self,
+        stream: str,
+        company_id: int,
+        project_id: int | None = None,
+        fields: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
         """Creates a record (fresh id, created_at = updated_at = now)."""
         with self.lock:
             return dict(self.store.create(stream, company_id, project_id, fields, self.clock()))
 
-    def update_record(self, stream: str, record_id: int,
-                      fields: dict[str, Any] | None = None) -> dict[str, Any]:
+    def update_record(
+        self, stream: str, record_id: int, fields: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
         """Changes fields of a record and bumps its updated_at to now."""
         with self.lock:
             return dict(self.store.update(stream, record_id, fields, self.clock()))
@@ -194,8 +218,12 @@ class Simulator:
             now = self.clock()
             token = secrets.token_urlsafe(32)
             self._tokens[token] = IssuedToken(client_id, now, now + self.token_lifetime)
-            return {"access_token": token, "token_type": "bearer",
-                    "expires_in": self.token_lifetime, "created_at": int(now)}
+            return {
+                "access_token": token,
+                "token_type": "bearer",
+                "expires_in": self.token_lifetime,
+                "created_at": int(now),
+            }
 
     def token_owner(self, token: str) -> tuple[IssuedToken | None, str]:
         """The token's record when valid, else None and why ("invalid" or "expired")."""
@@ -220,8 +248,9 @@ class Simulator:
                 issued.expires_at = min(issued.expires_at, now)
 
     # ---- limits and faults --------------------------------------------------------------
-    def set_limits(self, hourly: int | None = None, spike: int | None = None,
-                   spike_window_seconds: float = 10) -> None:
+    def set_limits(
+        self, hourly: int | None = None, spike: int | None = None, spike_window_seconds: float = 10
+    ) -> None:
         """Changes the rate limits (None keeps a limit) and restarts every window."""
         with self.lock:
             self.limiter.configure(hourly, spike, spike_window_seconds)
@@ -236,14 +265,31 @@ class Simulator:
         with self.lock:
             return self.limiter.peek(key, self.clock())
 
-    def set_faults(self, latency_ms: float = 0, jitter_ms: float = 0, error_rate: float = 0.0,
-                   error_status: int = 500, drop_rate: float = 0.0, slow_headers_ms: float = 0,
-                   unavailable: bool = False, retry_after: int = 5,
-                   path_prefix: str | None = None) -> None:
+    def set_faults(
+        self,
+        latency_ms: float = 0,
+        jitter_ms: float = 0,
+        error_rate: float = 0.0,
+        error_status: int = 500,
+        drop_rate: float = 0.0,
+        slow_headers_ms: float = 0,
+        unavailable: bool = False,
+        retry_after: int = 5,
+        path_prefix: str | None = None,
+    ) -> None:
         """Replaces the injected faults; no arguments clears them all."""
         with self.lock:
-            self.faults = Faults(latency_ms, jitter_ms, error_rate, error_status, drop_rate,
-                                 slow_headers_ms, unavailable, retry_after, path_prefix)
+            self.faults = Faults(
+                latency_ms,
+                jitter_ms,
+                error_rate,
+                error_status,
+                drop_rate,
+                slow_headers_ms,
+                unavailable,
+                retry_after,
+                path_prefix,
+            )
 
     def plan_faults(self, path: str) -> FaultPlan:
         """Draws the faults of one request from the seeded generator."""
@@ -256,16 +302,23 @@ class Simulator:
         with self.lock:
             self._log.append(entry)
 
-    def request_log(self, path_prefix: str | None = None, company_id: int | None = None,
-                    status: int | None = None) -> list[dict[str, Any]]:
+    def request_log(
+        self,
+        path_prefix: str | None = None,
+        company_id: int | None = None,
+        status: int | None = None,
+    ) -> list[dict[str, Any]]:
         """Logged API requests (oldest first), optionally filtered."""
         with self.lock:
             entries = list(self._log)
         wanted = None if company_id is None else str(company_id)
-        return [dict(e) for e in entries
-                if (path_prefix is None or e["path"].startswith(path_prefix))
-                and (wanted is None or e["company_header"] == wanted)
-                and (status is None or e["status"] == status)]
+        return [
+            dict(e)
+            for e in entries
+            if (path_prefix is None or e["path"].startswith(path_prefix))
+            and (wanted is None or e["company_header"] == wanted)
+            and (status is None or e["status"] == status)
+        ]
 
     def clear_request_log(self) -> None:
         """Forgets every logged request."""

@@ -148,27 +148,48 @@ class RecordStore:
         _, company_id, project_id = part.key
         counter = iter(range(1 << PARTITION_SHIFT))
         base = ID_BASE + (pidx << PARTITION_SHIFT)
-        ctx = self._context(spec, company_id, project_id, spec.count(self.config),
-                            f"{self.config.seed}:{spec.name}:{pidx}", lambda: base + next(counter))
+        ctx = self._context(
+            spec,
+            company_id,
+            project_id,
+            spec.count(self.config),
+            f"{self.config.seed}:{spec.name}:{pidx}",
+            lambda: base + next(counter),
+        )
         for record in spec.generate(ctx):
             self._add(part, record)
 
-    def _context(self, spec: StreamSpec, company_id: int, project_id: int, count: int,
-                 seed: str, next_id: Any) -> GenContext:
+    def _context(
+        self,
+        spec: StreamSpec,
+        company_id: int,
+        project_id: int,
+        count: int,
+        seed: str,
+        next_id: Any,
+    ) -> GenContext:
         project = None
         parents: list[Record] = []
         if project_id:
             project_part = self.partition("projects", company_id, 0)
-            project = next((s.data for s in project_part.items if s.data["id"] == project_id),
-                           {"id": project_id, "name": f"Project {project_id}"})
+            project = next(
+                (s.data for s in project_part.items if s.data["id"] == project_id),
+                {"id": project_id, "name": f"Project {project_id}"},
+            )
             if spec.parent is not None:
                 parent_part = self.partition(spec.parent, company_id, project_id)
                 parents = [s.data for s in parent_part.view("active")]
         return GenContext(
-            rng=random.Random(seed), anchor=self.anchor, count=count, next_id=next_id,
-            company=self.companies[self._company_index[company_id]], project=project,
-            people=self._people.get(company_id, []), vendors=self._vendors.get(company_id, []),
-            parents=parents, daily_log_days=self.config.daily_log_days,
+            rng=random.Random(seed),
+            anchor=self.anchor,
+            count=count,
+            next_id=next_id,
+            company=self.companies[self._company_index[company_id]],
+            project=project,
+            people=self._people.get(company_id, []),
+            vendors=self._vendors.get(company_id, []),
+            parents=parents,
+            daily_log_days=self.config.daily_log_days,
         )
 
     def _add(self, part: Partition, record: Record) -> Stored:
@@ -205,16 +226,23 @@ class RecordStore:
         company_id = self.companies[company_index]["id"]
         project_id = 0
         if slot:
-            matches = [p for p, s in self._project_slot.items()
-                       if s == slot and self._project_company.get(p) == company_id]
+            matches = [
+                p
+                for p, s in self._project_slot.items()
+                if s == slot and self._project_company.get(p) == company_id
+            ]
             if not matches:
                 return
             project_id = matches[0]
         self.partition(STREAM_NAMES[stream_index], company_id, project_id)
 
     # ---- reads --------------------------------------------------------------------------
-    def partitions_of(self, stream: str, company_id: int, project_id: int | None,
-                      ) -> list[Partition]:
+    def partitions_of(
+        self,
+        stream: str,
+        company_id: int,
+        project_id: int | None,
+    ) -> list[Partition]:
         """Partitions covering a company (all its live projects when project_id is None)."""
         spec = STREAMS[stream]
         if spec.scope == "company":
@@ -224,8 +252,14 @@ class RecordStore:
         return [self.partition(stream, company_id, pid) for pid in self.project_ids(company_id)]
 
     # ---- mutations ----------------------------------------------------------------------
-    def create(self, stream: str, company_id: int, project_id: int | None,
-               fields: Record | None, now: float) -> Record:
+    def create(
+        self,
+        stream: str,
+        company_id: int,
+        project_id: int | None,
+        fields: Record | None,
+        now: float,
+    ) -> Record:
         """Creates a record with a fresh id and generated defaults overridden by fields."""
         spec = STREAMS[stream]
         if not self.company_exists(company_id):
@@ -241,8 +275,14 @@ class RecordStore:
             self._created += 1
             return CREATED_BASE + self._created
 
-        ctx = self._context(spec, company_id, pid, 1,
-                            f"{self.config.seed}:{stream}:created:{self._created}", next_id)
+        ctx = self._context(
+            spec,
+            company_id,
+            pid,
+            1,
+            f"{self.config.seed}:{stream}:created:{self._created}",
+            next_id,
+        )
         record = spec.generate(ctx)[0]
         if isinstance(record.get("number"), str):
             record["number"] = str(len(part.items) + 1)

@@ -19,6 +19,23 @@ from tests.factories import RunningService, make_settings
 POSTGRES_URL = os.environ.get("CONNECTOR_TEST_POSTGRES_URL")
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "postgres_only: needs PostgreSQL; collected only with CONNECTOR_TEST_POSTGRES_URL",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Leaves PostgreSQL-only tests out of the SQLite pass (they run in CI's PostgreSQL pass)."""
+    if POSTGRES_URL:
+        return
+    kept = [item for item in items if item.get_closest_marker("postgres_only") is None]
+    if len(kept) != len(items):
+        config.hook.pytest_deselected(items=[i for i in items if i not in kept])
+        items[:] = kept
+
+
 @pytest.fixture
 def database_url(tmp_path: Path) -> Iterator[str]:
     """A fresh, empty service database: PostgreSQL when CONNECTOR_TEST_POSTGRES_URL is set."""

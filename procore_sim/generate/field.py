@@ -6,8 +6,14 @@ from datetime import timedelta
 
 from procore_sim.generate.common import LOCATIONS, TRADES, GenContext, Record, iso
 
-FILE_KINDS = (("pdf", "Drawings"), ("pdf", "Specifications"), ("xlsx", "Schedules"),
-              ("jpg", "Photos"), ("docx", "Contracts"), ("dwg", "CAD"))
+FILE_KINDS = (
+    ("pdf", "Drawings"),
+    ("pdf", "Specifications"),
+    ("xlsx", "Schedules"),
+    ("jpg", "Photos"),
+    ("docx", "Contracts"),
+    ("dwg", "CAD"),
+)
 
 
 def documents(ctx: GenContext) -> list[Record]:
@@ -51,30 +57,32 @@ def checklists(ctx: GenContext) -> list[Record]:
         created_at, updated_at = ctx.stamps(max_age_days=200)
         status = ctx.rng.choice(("open", "in_review", "closed"))
         trade = ctx.rng.choice(TRADES)
-        out.append({
-            "id": ctx.next_id(),
-            "number": i + 1,
-            "name": f"{trade} pre-installation inspection",
-            "description": None,
-            "identifier": f"INSP-{i + 1:04d}",
-            "status": status,
-            "inspection_date": ctx.day(spread_days=60),
-            "due_date": ctx.day(spread_days=60),
-            "inspection_type": {"id": 300 + TRADES.index(trade), "name": f"{trade} Inspection"},
-            "list_template_id": 400 + TRADES.index(trade),
-            "responsible_party": ctx.vendor(),
-            "location": {"id": 5000, "name": ctx.rng.choice(LOCATIONS)},
-            "trade": {"id": 900 + TRADES.index(trade), "name": trade},
-            "private": False,
-            "item_count": ctx.rng.randint(3, 40),
-            "closed_at": updated_at if status == "closed" else None,
-            "closed_by": ctx.person() if status == "closed" else None,
-            "project_id": ctx.project_ref()["id"],
-            "created_by": ctx.person(),
-            "created_at": created_at,
-            "updated_at": updated_at,
-            "deleted_at": None,
-        })
+        out.append(
+            {
+                "id": ctx.next_id(),
+                "number": i + 1,
+                "name": f"{trade} pre-installation inspection",
+                "description": None,
+                "identifier": f"INSP-{i + 1:04d}",
+                "status": status,
+                "inspection_date": ctx.day(spread_days=60),
+                "due_date": ctx.day(spread_days=60),
+                "inspection_type": {"id": 300 + TRADES.index(trade), "name": f"{trade} Inspection"},
+                "list_template_id": 400 + TRADES.index(trade),
+                "responsible_party": ctx.vendor(),
+                "location": {"id": 5000, "name": ctx.rng.choice(LOCATIONS)},
+                "trade": {"id": 900 + TRADES.index(trade), "name": trade},
+                "private": False,
+                "item_count": ctx.rng.randint(3, 40),
+                "closed_at": updated_at if status == "closed" else None,
+                "closed_by": ctx.person() if status == "closed" else None,
+                "project_id": ctx.project_ref()["id"],
+                "created_by": ctx.person(),
+                "created_at": created_at,
+                "updated_at": updated_at,
+                "deleted_at": None,
+            }
+        )
     return out
 
 
@@ -85,18 +93,20 @@ def timesheets(ctx: GenContext) -> list[Record]:
         day = ctx.anchor - timedelta(days=i + 1)
         created = day + timedelta(hours=ctx.rng.randint(15, 20))
         updated = created + timedelta(minutes=ctx.rng.randint(0, 600))
-        out.append({
-            "id": ctx.next_id(),
-            "number": i + 1,
-            "date": day.date().isoformat(),
-            "status": ctx.rng.choice(("pending", "reviewed", "approved")),
-            "created_by": ctx.person(),
-            "crew": {"id": ctx.rng.randint(100, 120), "name": f"Crew {ctx.rng.randint(1, 9)}"},
-            "project_id": ctx.project_ref()["id"],
-            "created_at": iso(created),
-            "updated_at": iso(min(updated, ctx.anchor - timedelta(seconds=1))),
-            "deleted_at": None,
-        })
+        out.append(
+            {
+                "id": ctx.next_id(),
+                "number": i + 1,
+                "date": day.date().isoformat(),
+                "status": ctx.rng.choice(("pending", "reviewed", "approved")),
+                "created_by": ctx.person(),
+                "crew": {"id": ctx.rng.randint(100, 120), "name": f"Crew {ctx.rng.randint(1, 9)}"},
+                "project_id": ctx.project_ref()["id"],
+                "created_at": iso(created),
+                "updated_at": iso(min(updated, ctx.anchor - timedelta(seconds=1))),
+                "deleted_at": None,
+            }
+        )
     return out
 
 
@@ -110,23 +120,27 @@ def daily_manpower_logs(ctx: GenContext) -> list[Record]:
         workers = ctx.rng.randint(1, 25)
         hours = ctx.rng.choice((4.0, 8.0, 8.0, 10.0))
         vendor = ctx.vendor()
-        out.append({
-            "id": ctx.next_id(),
-            "date": day.date().isoformat(),
-            "datetime": iso(created),
-            "num_workers": workers,
-            "num_hours": hours,
-            "man_hours": workers * hours,
-            "notes": ctx.rng.choice(("", "Pour level 2 deck", "Framing", "Rough-in", "Cleanup")),
-            "status": ctx.rng.choice(("approved", "pending")),
-            "position": i + 1,
-            "vendor": vendor,
-            "contact": None,
-            "location": {"id": 5000, "name": ctx.rng.choice(LOCATIONS)},
-            "cost_code": None,
-            "created_by": ctx.person(),
-            "project_id": ctx.project_ref()["id"],
-            "created_at": iso(created),
-            "updated_at": iso(created),
-        })
+        out.append(
+            {
+                "id": ctx.next_id(),
+                "date": day.date().isoformat(),
+                "datetime": iso(created),
+                "num_workers": workers,
+                "num_hours": hours,
+                "man_hours": workers * hours,
+                "notes": ctx.rng.choice(
+                    ("", "Pour level 2 deck", "Framing", "Rough-in", "Cleanup")
+                ),
+                "status": ctx.rng.choice(("approved", "pending")),
+                "position": i + 1,
+                "vendor": vendor,
+                "contact": None,
+                "location": {"id": 5000, "name": ctx.rng.choice(LOCATIONS)},
+                "cost_code": None,
+                "created_by": ctx.person(),
+                "project_id": ctx.project_ref()["id"],
+                "created_at": iso(created),
+                "updated_at": iso(created),
+            }
+        )
     return out

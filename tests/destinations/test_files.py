@@ -180,7 +180,6 @@ class TestAtomicWrites:
         assert visible_files(tmp_path) == ["batch.jsonl"]
 
 
-@pytest.mark.skipif(importlib.util.find_spec("pyarrow") is None, reason="pyarrow not installed")
 class TestParquet:
     async def test_writes_parquet_files(self, tmp_path: Path) -> None:
         import pyarrow.parquet as pq  # type: ignore[import-not-found,import-untyped,unused-ignore]

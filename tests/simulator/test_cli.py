@@ -23,14 +23,34 @@ class TestCli:
     def test_defaults(self) -> None:
         args = build_parser().parse_args([])
         assert (args.port, args.companies, args.projects, args.records, args.seed) == (
-            8765, 2, 3, 50, 1)
+            8765,
+            2,
+            3,
+            50,
+            1,
+        )
 
     def test_module_serves_and_prints_credentials(self) -> None:
         port = free_port()
         process = subprocess.Popen(
-            [sys.executable, "-m", "procore_sim", "--port", str(port), "--companies", "1",
-             "--records", "5", "--client-id", "cli-id", "--client-secret", "cli-secret"],
-            stdout=subprocess.PIPE, text=True)
+            [
+                sys.executable,
+                "-m",
+                "procore_sim",
+                "--port",
+                str(port),
+                "--companies",
+                "1",
+                "--records",
+                "5",
+                "--client-id",
+                "cli-id",
+                "--client-secret",
+                "cli-secret",
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         try:
             assert process.stdout is not None
             banner = [process.stdout.readline() for _ in range(3)]
@@ -45,7 +65,8 @@ class TestCli:
                     assert time.monotonic() < deadline, "simulator did not start"
                     time.sleep(0.1)
             assert response.json() == {
-                "clients": [{"client_id": "cli-id", "client_secret": "cli-secret"}]}
+                "clients": [{"client_id": "cli-id", "client_secret": "cli-secret"}]
+            }
             companies = httpx.get(f"http://127.0.0.1:{port}/_sim/companies").json()
             assert len(companies["companies"]) == 1
         finally:

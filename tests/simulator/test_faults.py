@@ -32,8 +32,11 @@ class TestLatency:
     def test_slow_headers_trip_a_short_read_timeout(self, caller: Caller) -> None:
         caller.sim.state.set_faults(slow_headers_ms=600)
         with pytest.raises(httpx.ReadTimeout):
-            caller.http.get("/rest/v1.0/companies", headers=caller.headers(None),
-                            timeout=httpx.Timeout(5, read=0.2))
+            caller.http.get(
+                "/rest/v1.0/companies",
+                headers=caller.headers(None),
+                timeout=httpx.Timeout(5, read=0.2),
+            )
         response, elapsed = timed(caller)
         assert response.status_code == 200
         assert elapsed >= 0.6
@@ -48,8 +51,7 @@ class TestErrors:
 
     def test_error_rate_is_a_fraction(self, caller: Caller) -> None:
         caller.sim.state.set_faults(error_rate=0.5)
-        statuses = [caller.get("/rest/v1.0/companies", company=None).status_code
-                    for _ in range(40)]
+        statuses = [caller.get("/rest/v1.0/companies", company=None).status_code for _ in range(40)]
         assert 5 <= statuses.count(500) <= 35
         assert statuses.count(200) + statuses.count(500) == 40
 

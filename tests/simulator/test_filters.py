@@ -20,8 +20,7 @@ def when(record: dict[str, Any]) -> datetime:
     return datetime.fromisoformat(record["updated_at"].replace("Z", "+00:00"))
 
 
-def between(records: list[dict[str, Any]], start: datetime,
-            end: datetime) -> list[dict[str, Any]]:
+def between(records: list[dict[str, Any]], start: datetime, end: datetime) -> list[dict[str, Any]]:
     return [r for r in records if start <= when(r) <= end]
 
 
@@ -29,8 +28,10 @@ class TestUpdatedAtFilter:
     @pytest.fixture
     def rfis(self, caller: Caller) -> tuple[str, list[dict[str, Any]]]:
         pid = caller.sim.state.project_ids(caller.company_id)[0]
-        return (f"/rest/v1.0/projects/{pid}/rfis",
-                caller.sim.state.records("rfis", caller.company_id, pid))
+        return (
+            f"/rest/v1.0/projects/{pid}/rfis",
+            caller.sim.state.records("rfis", caller.company_id, pid),
+        )
 
     def middle_window(self, records: list[dict[str, Any]]) -> tuple[datetime, datetime]:
         stamps = sorted(when(r) for r in records)
@@ -58,24 +59,30 @@ class TestUpdatedAtFilter:
         path, truth = rfis
         start, end = self.middle_window(truth)
         plus_two = start + timedelta(hours=2)
-        value = (f'"{plus_two:%Y-%m-%dT%H:%M:%S}+02:00...'
-                 f'{end:%Y-%m-%dT%H:%M:%S}+00:00"')
+        value = f'"{plus_two:%Y-%m-%dT%H:%M:%S}+02:00...{end:%Y-%m-%dT%H:%M:%S}+00:00"'
         served = caller.get_all(path, **{"filters[updated_at]": value})
         assert served == between(truth, start, end)
 
     def test_unencoded_plus_in_offset(self, caller: Caller, rfis: Any) -> None:
         path, truth = rfis
         start, end = self.middle_window(truth)
-        raw = (f"{start + timedelta(hours=1):%Y-%m-%dT%H:%M:%S}+01:00..."
-               f"{end:%Y-%m-%dT%H:%M:%SZ}")
-        response = caller.http.get(f"{path}?per_page=1000&filters[updated_at]={raw}",
-                                   headers=caller.headers())
+        raw = f"{start + timedelta(hours=1):%Y-%m-%dT%H:%M:%S}+01:00...{end:%Y-%m-%dT%H:%M:%SZ}"
+        response = caller.http.get(
+            f"{path}?per_page=1000&filters[updated_at]={raw}", headers=caller.headers()
+        )
         assert response.status_code == 200, response.text
         assert response.json() == between(truth, start, end)
 
-    @pytest.mark.parametrize("bad", ["2024-01-01", "yesterday...today",
-                                     "2024-13-01...2024-12-01", "...2024-01-01",
-                                     "2024-02-01...2024-01-01"])
+    @pytest.mark.parametrize(
+        "bad",
+        [
+            "2024-01-01",
+            "yesterday...today",
+            "2024-13-01...2024-12-01",
+            "...2024-01-01",
+            "2024-02-01...2024-01-01",
+        ],
+    )
     def test_malformed_range_is_422(self, caller: Caller, rfis: Any, bad: str) -> None:
         path, _ = rfis
         response = caller.get(path, **{"filters[updated_at]": bad})
@@ -98,8 +105,9 @@ class TestUpdatedAtFilter:
         truth = caller.sim.state.records("vendors", cid)
         start, end = self.middle_window(truth)
         value = f"{start:%Y-%m-%dT%H:%M:%SZ}...{end:%Y-%m-%dT%H:%M:%SZ}"
-        served = caller.get_all("/rest/v1.0/vendors", company_id=cid,
-                                **{"filters[updated_at]": value})
+        served = caller.get_all(
+            "/rest/v1.0/vendors", company_id=cid, **{"filters[updated_at]": value}
+        )
         assert served == between(truth, start, end)
 
 
@@ -118,13 +126,15 @@ class TestDeletes:
         truth = state.records("rfis", caller.company_id, pid, include_deleted=True)
         assert binned[0] in truth
 
-    @pytest.mark.parametrize("stream,path", [
-        ("change_events", "/rest/v1.0/change_events"),
-        ("work_order_contracts", "/rest/v1.0/work_order_contracts"),
-        ("purchase_order_contracts", "/rest/v1.0/purchase_order_contracts"),
-    ])
-    def test_include_deleted_only_and_with(self, caller: Caller, stream: str,
-                                           path: str) -> None:
+    @pytest.mark.parametrize(
+        "stream,path",
+        [
+            ("change_events", "/rest/v1.0/change_events"),
+            ("work_order_contracts", "/rest/v1.0/work_order_contracts"),
+            ("purchase_order_contracts", "/rest/v1.0/purchase_order_contracts"),
+        ],
+    )
+    def test_include_deleted_only_and_with(self, caller: Caller, stream: str, path: str) -> None:
         state = caller.sim.state
         pid = state.project_ids(caller.company_id)[1]
         truth = state.records(stream, caller.company_id, pid)
@@ -137,16 +147,31 @@ class TestDeletes:
         assert only[0]["deleted_at"] is not None
         assert [r["id"] for r in both] == [r["id"] for r in truth]
 
-    @pytest.mark.parametrize("stream,live,binned", [
-        ("submittals", "/rest/v1.1/projects/{pid}/submittals",
-         "/rest/v1.1/projects/{pid}/submittals/recycle_bin"),
-        ("observations", "/rest/v1.0/observations/items?project_id={pid}",
-         "/rest/v1.0/projects/{pid}/recycle_bin/observations/items"),
-        ("punch_items", "/rest/v1.1/punch_items?project_id={pid}",
-         "/rest/v1.1/punch_items/recycle_bin?project_id={pid}"),
-        ("checklists", "/rest/v1.0/projects/{pid}/checklist/lists",
-         "/rest/v1.0/projects/{pid}/recycle_bin/checklist/lists"),
-    ])
+    @pytest.mark.parametrize(
+        "stream,live,binned",
+        [
+            (
+                "submittals",
+                "/rest/v1.1/projects/{pid}/submittals",
+                "/rest/v1.1/projects/{pid}/submittals/recycle_bin",
+            ),
+            (
+                "observations",
+                "/rest/v1.0/observations/items?project_id={pid}",
+                "/rest/v1.0/projects/{pid}/recycle_bin/observations/items",
+            ),
+            (
+                "punch_items",
+                "/rest/v1.1/punch_items?project_id={pid}",
+                "/rest/v1.1/punch_items/recycle_bin?project_id={pid}",
+            ),
+            (
+                "checklists",
+                "/rest/v1.0/projects/{pid}/checklist/lists",
+                "/rest/v1.0/projects/{pid}/recycle_bin/checklist/lists",
+            ),
+        ],
+    )
     def test_recycle_bins(self, caller: Caller, stream: str, live: str, binned: str) -> None:
         state = caller.sim.state
         pid = state.project_ids(caller.company_id)[0]
@@ -185,23 +210,26 @@ class TestDeletes:
         cid = caller.company_id
         victim = state.records("vendors", cid)[0]
         state.delete_record("vendors", victim["id"])
-        assert victim["id"] not in [r["id"] for r in caller.get_all(
-            "/rest/v1.0/vendors", company_id=cid)]
-        assert victim["id"] not in [r["id"] for r in state.records(
-            "vendors", cid, include_deleted=True)]
+        assert victim["id"] not in [
+            r["id"] for r in caller.get_all("/rest/v1.0/vendors", company_id=cid)
+        ]
+        assert victim["id"] not in [
+            r["id"] for r in state.records("vendors", cid, include_deleted=True)
+        ]
 
 
 class TestSort:
     def test_sort_descending(self, caller: Caller) -> None:
         pid = caller.sim.state.project_ids(caller.company_id)[0]
-        served = caller.get_all("/rest/v1.0/change_events", project_id=pid,
-                                sort="-updated_at")
+        served = caller.get_all("/rest/v1.0/change_events", project_id=pid, sort="-updated_at")
         stamps = [r["updated_at"] for r in served]
         assert stamps == sorted(stamps, reverse=True)
 
     def test_rfi_sort_attribute_and_direction(self, caller: Caller) -> None:
         pid = caller.sim.state.project_ids(caller.company_id)[0]
-        served = caller.get_all(f"/rest/v1.0/projects/{pid}/rfis",
-                                **{"sort[attribute]": "due_date", "sort[direction]": "desc"})
+        served = caller.get_all(
+            f"/rest/v1.0/projects/{pid}/rfis",
+            **{"sort[attribute]": "due_date", "sort[direction]": "desc"},
+        )
         dates = [r["due_date"] for r in served]
         assert dates == sorted(dates, reverse=True)

@@ -40,18 +40,19 @@ class TestPaging:
         assert len(response.json()) == 120
         assert response.headers["Per-Page"] == "120"
 
-    def test_links_on_a_middle_page(self, caller: Caller, sim: SimulatorServer,
-                                    rfis_path: str) -> None:
+    def test_links_on_a_middle_page(
+        self, caller: Caller, sim: SimulatorServer, rfis_path: str
+    ) -> None:
         response = caller.get(rfis_path, per_page=50, page=3)
         links = response.links
         assert set(links) == {"first", "prev", "next", "last"}
         assert all(link["url"].startswith(sim.url + rfis_path) for link in links.values())
-        assert [page_of(links[r]["url"]) for r in ("first", "prev", "next", "last")] == [
-            1, 2, 4, 5]
+        assert [page_of(links[r]["url"]) for r in ("first", "prev", "next", "last")] == [1, 2, 4, 5]
         assert parse_qs(urlsplit(links["next"]["url"]).query)["per_page"] == ["50"]
 
-    def test_first_page_has_no_prev_and_last_page_no_next(self, caller: Caller,
-                                                           rfis_path: str) -> None:
+    def test_first_page_has_no_prev_and_last_page_no_next(
+        self, caller: Caller, rfis_path: str
+    ) -> None:
         assert "prev" not in caller.get(rfis_path, per_page=50, page=1).links
         last = caller.get(rfis_path, per_page=50, page=5)
         assert "next" not in last.links
@@ -69,8 +70,7 @@ class TestPaging:
         query = parse_qs(urlsplit(response.links["next"]["url"]).query)
         assert query["filters[updated_at]"] == [window]
 
-    def test_pages_are_disjoint_and_ordered_by_id(self, caller: Caller,
-                                                  rfis_path: str) -> None:
+    def test_pages_are_disjoint_and_ordered_by_id(self, caller: Caller, rfis_path: str) -> None:
         ids: list[int] = []
         for page in range(1, 7):
             ids += [r["id"] for r in caller.get(rfis_path, per_page=50, page=page).json()]

@@ -102,14 +102,14 @@ class TestPerApp:
     def sim_config(self) -> SimulatorConfig:
         return SimulatorConfig(extra_clients=(("second-app", "second-secret"),))
 
-    def test_each_client_has_its_own_bucket(self, caller: Caller,
-                                            sim: SimulatorServer) -> None:
+    def test_each_client_has_its_own_bucket(self, caller: Caller, sim: SimulatorServer) -> None:
         sim.state.set_limits(spike=2)
         for _ in range(2):
             caller.get("/rest/v1.0/companies", company=None)
         assert caller.get("/rest/v1.0/companies", company=None).status_code == 429
         other = fetch_token(caller.http, "second-app", "second-secret")
-        response = caller.http.get("/rest/v1.0/companies",
-                                   headers={"Authorization": f"Bearer {other}"})
+        response = caller.http.get(
+            "/rest/v1.0/companies", headers={"Authorization": f"Bearer {other}"}
+        )
         assert response.status_code == 200
         assert len(caller.http.get("/_sim/clients").json()["clients"]) == 2

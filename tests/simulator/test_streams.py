@@ -24,8 +24,7 @@ CATALOG = [
     ("punch_items", "/rest/v1.1/punch_items?project_id={pid}", "project"),
     ("change_events", "/rest/v1.0/change_events?project_id={pid}", "project"),
     ("work_order_contracts", "/rest/v1.0/work_order_contracts?project_id={pid}", "project"),
-    ("purchase_order_contracts", "/rest/v1.0/purchase_order_contracts?project_id={pid}",
-     "project"),
+    ("purchase_order_contracts", "/rest/v1.0/purchase_order_contracts?project_id={pid}", "project"),
     ("prime_contracts", "/rest/v1.0/prime_contracts?project_id={pid}", "project"),
     ("budget_views", "/rest/v1.0/budget_views?project_id={pid}", "project"),
     ("cost_codes", "/rest/v1.0/cost_codes?project_id={pid}", "project"),
@@ -43,8 +42,9 @@ def sim_config() -> SimulatorConfig:
 
 class TestCatalog:
     @pytest.mark.parametrize("stream,template,scope", CATALOG)
-    def test_stream_serves_ground_truth(self, caller: Caller, stream: str, template: str,
-                                        scope: str) -> None:
+    def test_stream_serves_ground_truth(
+        self, caller: Caller, stream: str, template: str, scope: str
+    ) -> None:
         state = caller.sim.state
         for cid in state.company_ids():
             caller.company_id = cid
@@ -64,7 +64,8 @@ class TestCatalog:
             assert part and all(r["budget_view_id"] == view["id"] for r in part)
             rows += part
         assert sorted(r["id"] for r in rows) == [
-            r["id"] for r in state.records("budget_detail_rows", cid, pid)]
+            r["id"] for r in state.records("budget_detail_rows", cid, pid)
+        ]
 
     def test_unknown_budget_view_is_404(self, caller: Caller) -> None:
         pid = caller.sim.state.project_ids(caller.company_id)[0]
@@ -75,11 +76,12 @@ class TestCatalog:
         cid = caller.company_id
         state = caller.sim.state
         assert caller.get_all("/rest/v1.0/projects", company_id=cid) == state.records(
-            "projects", cid)
+            "projects", cid
+        )
         assert caller.get_all(f"/rest/v1.0/companies/{cid}/projects") == state.records(
-            "projects", cid)
-        assert caller.get_all("/rest/v1.3/users", company_id=cid) == state.records(
-            "users", cid)
+            "projects", cid
+        )
+        assert caller.get_all("/rest/v1.3/users", company_id=cid) == state.records("users", cid)
 
     def test_records_have_large_unique_ids_and_utc_timestamps(self, caller: Caller) -> None:
         state = caller.sim.state
@@ -101,8 +103,18 @@ class TestCatalog:
         state = caller.sim.state
         cid = caller.company_id
         rfi = state.records("rfis", cid)[0]
-        assert {"number", "subject", "status", "assignees", "ball_in_court", "due_date",
-                "created_by", "deleted", "deleted_at", "questions"} <= set(rfi)
+        assert {
+            "number",
+            "subject",
+            "status",
+            "assignees",
+            "ball_in_court",
+            "due_date",
+            "created_by",
+            "deleted",
+            "deleted_at",
+            "questions",
+        } <= set(rfi)
         project = state.records("projects", cid)[0]
         assert {"project_number", "address", "stage", "active", "company"} <= set(project)
         assert project["company"]["id"] == cid
@@ -138,8 +150,10 @@ class TestDailyLogs:
     @pytest.fixture
     def logs(self, caller: Caller) -> tuple[str, list[dict[str, Any]]]:
         pid = caller.sim.state.project_ids(caller.company_id)[0]
-        return (f"/rest/v1.0/projects/{pid}/manpower_logs",
-                caller.sim.state.records("daily_manpower_logs", caller.company_id, pid))
+        return (
+            f"/rest/v1.0/projects/{pid}/manpower_logs",
+            caller.sim.state.records("daily_manpower_logs", caller.company_id, pid),
+        )
 
     def test_no_date_means_today_only(self, caller: Caller, logs: Any) -> None:
         path, truth = logs
@@ -157,8 +171,10 @@ class TestDailyLogs:
     def test_start_and_end_date_window(self, caller: Caller, logs: Any) -> None:
         path, truth = logs
         today = datetime.now(UTC).date()
-        start, end = (today - timedelta(days=60)).isoformat(), (
-            today - timedelta(days=20)).isoformat()
+        start, end = (
+            (today - timedelta(days=60)).isoformat(),
+            (today - timedelta(days=20)).isoformat(),
+        )
         served = caller.get_all(path, start_date=start, end_date=end)
         assert served == [r for r in truth if start <= r["date"] <= end]
         assert served
