@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from app.admin.router import router as admin_router
 from app.core.database import create_engine, make_sessionmaker, unit_of_work
 from app.core.errors import ConfigurationError, ConnectorError
-from app.core.http import BodySizeLimit, install_error_handlers
+from app.core.http import BodySizeLimit, install_error_handlers, install_openapi
 from app.core.logging import configure_logging, get_logger
 from app.core.migrations import upgrade_to_head
 from app.core.runtime import Runtime, build_keyring, build_runtime
@@ -105,6 +105,7 @@ def create_app(
         redoc_url="/redoc" if serves_api else None,
     )
     install_error_handlers(app)
+    install_openapi(app)
     app.include_router(health_router)
     if serves_api:
         app.include_router(callback_router)

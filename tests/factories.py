@@ -115,3 +115,39 @@ class RunningService:
         answer = self.callback(install_event(company_id, **data))
         assert answer.status_code == 202, answer.text
         return self.wait_for_run(self.latest_run_id(company_id))
+
+
+def callback_event(kind: str, company_id: int, **data: Any) -> dict[str, Any]:
+    """An install callback body of any type (`created`, `updated` or `deleted`)."""
+    return {"type": f"installation.{kind}", "data": {"company_id": company_id, **data}}
+
+
+def sync_url(url: str) -> str:
+    """A database URL usable by a synchronous SQLAlchemy engine (psycopg 3 for PostgreSQL)."""
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "postgresql":
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed.render_as_string(hide_password=False)
+
+
+def query_rows(url: str, sql: str, **params: Any) -> list[tuple[Any, ...]]:
+    """Runs one read query on a service or destination database."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(sync_url(url))
+    try:
+        with engine.connect() as conn:
+            return [tuple(row) for row in conn.execute(text(sql), params)]
+    finally:
+        engine.dispose()
+
+
+def wait_until(predicate: Any, timeout: float = 20, message: str = "condition") -> None:
+    """Polls until `predicate()` is true."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {message}")
+        time.sleep(0.05)

@@ -2,51 +2,78 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated, Any
+from datetime import UTC, datetime
+from typing import Annotated
 
-from fastapi import APIRouter, Body, Query, status
+from fastapi import APIRouter, Body, Depends, Path, Query, Response, status
 
-from app.admin import views
-from app.admin.auth import AdminDep
+from app.admin import responses as r
+from app.admin import uninstall, views
+from app.admin.auth import require_admin
 from app.core.deps import RuntimeDep, SessionDep
 from app.core.errors import BadRequest
 from app.installations import repository, service
+from app.installations.models import InstallationStatus
 from app.installations.schemas import (
     CredentialsIn,
     InstallationDetail,
     InstallationPatch,
     InstallationView,
+    UninstallAnswer,
 )
 from app.scheduling import queue
 from app.sync.models import RunStatus
 from app.sync.schemas import SyncQueued, SyncRequest, SyncRunList, SyncRunView
 
-router = APIRouter(prefix="/admin/v1", tags=["admin"])
-ERRORS: dict[int | str, dict[str, Any]] = {401: {"description": "missing or invalid bearer token"}}
+router = APIRouter(
+    prefix="/admin/v1",
+    tags=["admin"],
+    dependencies=[Depends(require_admin)],
+    responses=r.ALWAYS,
+)
+
+CompanyId = Annotated[int, Path(gt=0, lt=2**63, description="Procore company id", examples=[123])]
+RunId = Annotated[
+    str, Path(pattern=r"^[0-9A-Za-z-]{1,64}$", description="id of a sync run (a UUID)")
+]
 
 
-@router.get("/installations", response_model=list[InstallationView], responses=ERRORS)
+@router.get("/installations", response_model=list[InstallationView])
 async def list_installations(
-    _: AdminDep,
     session: SessionDep,
     rt: RuntimeDep,
-    status_filter: Annotated[str | None, Query(alias="status")] = None,
-    after: Annotated[int | None, Query(description="company id to page after")] = None,
+    response: Response,
+    status_filter: Annotated[InstallationStatus | None, Query(alias="status")] = None,
+    paused: Annotated[bool | None, Query(description="only paused (or unpaused) ones")] = None,
+    after: Annotated[
+        int | None, Query(ge=0, lt=2**63, description="company id to page after")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 1000,
 ) -> list[InstallationView]:
-    """Every installation: company, status, schedule, streams, destination (redacted), last run."""
-    rows = await repository.list_page(session, status=status_filter, after=after, limit=limit)
+    """Every installation: company, status, schedule, streams, destination (redacted), last run.
+
+    Ordered by company id. A full page carries `Link: <...?after=ID&limit=N>; rel="next"`.
+    """
+    rows = await repository.list_page(
+        session, status=status_filter, paused=paused, after=after, limit=limit
+    )
+    if len(rows) == limit:
+        query = f"after={rows[-1].company_id}&limit={limit}"
+        if status_filter is not None:
+            query += f"&status={status_filter.value}"
+        if paused is not None:
+            query += f"&paused={str(paused).lower()}"
+        response.headers["Link"] = f'</admin/v1/installations?{query}>; rel="next"'
     return [await views.installation_view(session, rt, inst) for inst in rows]
 
 
 @router.get(
     "/installations/{company_id}",
     response_model=InstallationDetail,
-    responses={**ERRORS, 404: {"description": "unknown company"}},
+    responses={404: r.NOT_FOUND},
 )
 async def get_installation(
-    company_id: int, _: AdminDep, session: SessionDep, rt: RuntimeDep
+    company_id: CompanyId, session: SessionDep, rt: RuntimeDep
 ) -> InstallationDetail:
     """One installation with its per-stream state (cursor, last success, records)."""
     inst = await service.get_or_404(session, company_id)
@@ -56,20 +83,26 @@ async def get_installation(
 @router.patch(
     "/installations/{company_id}",
     response_model=InstallationView,
-    responses={**ERRORS, 400: {"description": "invalid value"}, 404: {"description": "unknown"}},
+    responses={404: r.NOT_FOUND},
 )
 async def patch_installation(
-    company_id: int,
+    company_id: CompanyId,
     patch: Annotated[
         InstallationPatch,
         Body(
             openapi_examples={
-                "pause": {"value": {"paused": True}},
-                "schedule": {"value": {"schedule": "every 15m", "streams": "projects,rfis"}},
+                "pause": {"summary": "pause the schedule", "value": {"paused": True}},
+                "schedule": {
+                    "summary": "every 15 minutes, two streams",
+                    "value": {"schedule": "every 15m", "streams": ["projects", "rfis"]},
+                },
+                "destination": {
+                    "summary": "another destination",
+                    "value": {"destination_url": "postgresql://etl:secret@db/warehouse"},
+                },
             }
         ),
     ],
-    _: AdminDep,
     session: SessionDep,
     rt: RuntimeDep,
 ) -> InstallationView:
@@ -78,15 +111,51 @@ async def patch_installation(
     return await views.installation_view(session, rt, inst)
 
 
+@router.delete(
+    "/installations/{company_id}",
+    response_model=UninstallAnswer,
+    responses={404: r.NOT_FOUND, 409: r.CONFLICT},
+)
+async def delete_installation(
+    company_id: CompanyId,
+    rt: RuntimeDep,
+    purge: Annotated[
+        bool, Query(description="also delete the company's synced rows from the destination")
+    ] = False,
+) -> UninstallAnswer:
+    """Uninstalls: stops the schedule, cancels runs, destroys the credentials; optionally purges.
+
+    With `purge=true` (SQL destinations only) the company's rows are deleted from every
+    stream table once its running sync has stopped, and its remaining secrets are destroyed.
+    """
+    return await uninstall.uninstall_company(rt, company_id, purge=purge)
+
+
 @router.put(
     "/installations/{company_id}/credentials",
     response_model=InstallationView,
-    responses={**ERRORS, 404: {"description": "unknown"}, 422: {"description": "rejected"}},
+    responses={404: r.NOT_FOUND, 422: r.REJECTED, 503: r.UNAVAILABLE},
 )
 async def put_credentials(
-    company_id: int, body: CredentialsIn, _: AdminDep, session: SessionDep, rt: RuntimeDep
+    company_id: CompanyId,
+    body: Annotated[
+        CredentialsIn,
+        Body(
+            openapi_examples={
+                "replace": {
+                    "summary": "the company's own DMSA pair",
+                    "value": {"client_id": "abc123", "client_secret": "s3cr3t"},
+                }
+            }
+        ),
+    ],
+    session: SessionDep,
+    rt: RuntimeDep,
 ) -> InstallationView:
-    """Replaces the installation's DMSA credentials after Procore accepts them."""
+    """Replaces the installation's DMSA credentials after Procore issues a token for them.
+
+    The answer never contains the secret.
+    """
     inst = await service.replace_credentials(
         session, rt, company_id, body.client_id, body.client_secret.get_secret_value()
     )
@@ -97,16 +166,23 @@ async def put_credentials(
     "/installations/{company_id}/syncs",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=SyncQueued,
-    responses={**ERRORS, 404: {"description": "unknown"}, 409: {"description": "already running"}},
+    responses={404: r.NOT_FOUND, 409: r.CONFLICT},
 )
 async def queue_sync(
-    company_id: int,
-    _: AdminDep,
+    company_id: CompanyId,
     session: SessionDep,
     rt: RuntimeDep,
-    body: Annotated[SyncRequest | None, Body()] = None,
+    body: Annotated[
+        SyncRequest | None,
+        Body(
+            openapi_examples={
+                "incremental": {"summary": "what changed since the last run", "value": {}},
+                "full": {"summary": "re-read everything", "value": {"full_refresh": True}},
+            }
+        ),
+    ] = None,
 ) -> SyncQueued:
-    """Queues a run now."""
+    """Queues a run now; 409 if one is already running for that company."""
     inst = await service.get_or_404(session, company_id)
     service.ensure_syncable(inst)
     run, _created = await queue.enqueue(
@@ -116,20 +192,22 @@ async def queue_sync(
     return SyncQueued(run_id=run.id, status=run.status)
 
 
-@router.get("/syncs", response_model=SyncRunList, responses=ERRORS)
+@router.get("/syncs", response_model=SyncRunList)
 async def list_syncs(
-    _: AdminDep,
     session: SessionDep,
-    company_id: int | None = None,
-    status_filter: Annotated[str | None, Query(alias="status")] = None,
+    company_id: Annotated[int | None, Query(gt=0, lt=2**63)] = None,
+    status_filter: Annotated[RunStatus | None, Query(alias="status")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    before: datetime | None = None,
+    before: Annotated[
+        datetime | None, Query(description="the `next_before` of the previous page")
+    ] = None,
 ) -> SyncRunList:
-    """Run history, newest first."""
-    if status_filter is not None and status_filter not in set(RunStatus):
-        raise BadRequest(
-            f"status: must be one of {', '.join(RunStatus)}", details=[{"field": "status"}]
-        )
+    """Run history, newest first; page on with `before=<next_before>`."""
+    if before is not None:
+        try:  # a time without a zone is taken as UTC
+            before = before.replace(tzinfo=UTC) if before.tzinfo is None else before.astimezone(UTC)
+        except (OverflowError, ValueError):
+            raise BadRequest("before: out of range", details=[{"field": "before"}]) from None
     runs = await queue.history(
         session, company_id=company_id, status=status_filter, limit=limit, before=before
     )
@@ -138,10 +216,8 @@ async def list_syncs(
     return SyncRunList(items=items, next_before=next_before)
 
 
-@router.get(
-    "/syncs/{run_id}", response_model=SyncRunView, responses={**ERRORS, 404: {"description": "?"}}
-)
-async def get_sync(run_id: str, _: AdminDep, session: SessionDep) -> SyncRunView:
+@router.get("/syncs/{run_id}", response_model=SyncRunView, responses={404: r.NOT_FOUND})
+async def get_sync(run_id: RunId, session: SessionDep) -> SyncRunView:
     """One run: status, times, per-stream records and API requests, error."""
     return SyncRunView.of(await queue.get(session, run_id))
 
@@ -150,8 +226,8 @@ async def get_sync(run_id: str, _: AdminDep, session: SessionDep) -> SyncRunView
     "/syncs/{run_id}/cancel",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=SyncRunView,
-    responses={**ERRORS, 404: {"description": "unknown"}, 409: {"description": "already over"}},
+    responses={404: r.NOT_FOUND, 409: r.CONFLICT},
 )
-async def cancel_sync(run_id: str, _: AdminDep, session: SessionDep) -> SyncRunView:
+async def cancel_sync(run_id: RunId, session: SessionDep) -> SyncRunView:
     """Stops a queued or running run (a running one stops at its next page)."""
     return SyncRunView.of(await queue.cancel(session, run_id))

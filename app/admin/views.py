@@ -23,6 +23,18 @@ from app.sync.models import SyncRun
 from app.sync.state import COMPANY_SCOPE
 
 
+def credentials_view(inst: Installation, rt: Runtime, *, has_secret: bool) -> CredentialsView:
+    """Which credentials the installation uses; never the secret itself."""
+    source = service.credentials_source(inst, rt)
+    if source == "installation":
+        client_id, secret_set = inst.client_id, has_secret
+    elif source == "app":
+        client_id, secret_set = rt.settings.client_id, True
+    else:
+        client_id, secret_set = None, has_secret
+    return CredentialsView(source=source, client_id=client_id, client_secret_set=secret_set)
+
+
 async def installation_view(
     session: AsyncSession, rt: Runtime, inst: Installation
 ) -> InstallationView:
@@ -48,17 +60,14 @@ async def installation_view(
         company_id=inst.company_id,
         company_name=inst.company_name,
         status=inst.status,
+        status_reason=inst.status_reason,
         environment=inst.environment,
         source=inst.source,
         schedule=inst.schedule,
         streams=parse_stream_selection(inst.streams),
         paused=inst.paused,
         destination=redact_destination_url(await service.destination_url_for(session, rt, inst)),
-        credentials=CredentialsView(
-            source=service.credentials_source(inst, rt),
-            client_id=inst.client_id or rt.settings.client_id,
-            client_secret_set=has_secret or bool(rt.settings.client_secret and not inst.client_id),
-        ),
+        credentials=credentials_view(inst, rt, has_secret=has_secret),
         next_run_at=inst.next_run_at,
         missing_projects=list(inst.missing_projects or []),
         health={str(k): int(v) for k, v in (inst.health or {}).items()},

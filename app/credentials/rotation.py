@@ -27,3 +27,4 @@ async def rotate_all(settings: Settings) -> tuple[int, list[str]]:
         return count, unused
     finally:
         await rt.aclose()
+

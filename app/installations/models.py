@@ -39,6 +39,8 @@ class Installation(Base):
     missing_projects: Mapped[list[int]] = mapped_column(JSON, default=list)
     health: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)
     credentials_error: Mapped[str | None] = mapped_column(Text)
+    # Why the status last changed to uninstalled (callback, left /companies, not connected).
+    status_reason: Mapped[str | None] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     uninstalled_at: Mapped[datetime | None]

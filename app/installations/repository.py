@@ -22,15 +22,27 @@ async def get(
 
 
 async def list_page(
-    session: AsyncSession, *, status: str | None, after: int | None, limit: int
+    session: AsyncSession,
+    *,
+    status: str | None,
+    after: int | None,
+    limit: int,
+    paused: bool | None = None,
 ) -> Sequence[Installation]:
     """Installations ordered by company id, keyset-paged."""
     query = select(Installation).order_by(Installation.company_id).limit(limit)
     if status:
         query = query.where(Installation.status == status)
+    if paused is not None:
+        query = query.where(Installation.paused.is_(paused))
     if after is not None:
         query = query.where(Installation.company_id > after)
     return (await session.scalars(query)).all()
+
+
+async def all_installations(session: AsyncSession) -> Sequence[Installation]:
+    """Every installation, uninstalled ones included."""
+    return (await session.scalars(select(Installation).order_by(Installation.company_id))).all()
 
 
 async def active_company_ids(session: AsyncSession) -> set[int]:

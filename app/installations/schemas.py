@@ -3,11 +3,22 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr
 
 from app.core.settings import ProcoreEnvironment
+
+
+def _printable(value: Any) -> Any:
+    """Refuses control characters (NUL cannot even be stored in PostgreSQL text)."""
+    text = value.get_secret_value() if isinstance(value, SecretStr) else value
+    if isinstance(text, str) and any(ord(ch) < 32 or ord(ch) == 127 for ch in text):
+        raise ValueError("must not contain control characters")
+    return value
+
+
+Printable = AfterValidator(_printable)
 
 
 class CallbackData(BaseModel):
@@ -15,17 +26,35 @@ class CallbackData(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    company_id: int = Field(gt=0, lt=2**63)
-    company_name: str | None = Field(default=None, max_length=255)
+    company_id: int = Field(gt=0, lt=2**63, examples=[123])
+    company_name: Annotated[str | None, Printable] = Field(
+        default=None, max_length=255, examples=["Acme Builders"]
+    )
     environment: ProcoreEnvironment = ProcoreEnvironment.production
-    client_id: str | None = Field(default=None, min_length=1, max_length=255)
-    client_secret: SecretStr | None = Field(default=None, min_length=1, max_length=1024)
+    client_id: Annotated[str | None, Printable] = Field(default=None, min_length=1, max_length=255)
+    client_secret: Annotated[SecretStr | None, Printable] = Field(
+        default=None, min_length=1, max_length=1024
+    )
 
 
 class CallbackEventIn(BaseModel):
     """A signed install callback (SPEC section 3)."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(
+        extra="ignore",
+        json_schema_extra={
+            "examples": [
+                {
+                    "type": "installation.created",
+                    "data": {
+                        "company_id": 123,
+                        "company_name": "Acme Builders",
+                        "environment": "production",
+                    },
+                }
+            ]
+        },
+    )
 
     type: Literal["installation.created", "installation.updated", "installation.deleted"]
     data: CallbackData
@@ -64,6 +93,7 @@ class InstallationView(BaseModel):
     company_id: int
     company_name: str | None
     status: str
+    status_reason: str | None
     environment: str
     source: str
     schedule: str
@@ -103,9 +133,13 @@ class InstallationPatch(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    schedule: str | None = None
-    streams: str | list[str] | None = None
-    destination_url: SecretStr | None = None
+    schedule: Annotated[str | None, Printable] = Field(
+        default=None, max_length=128, examples=["every 15m", "0 2 * * *"]
+    )
+    streams: str | list[str] | None = Field(default=None, examples=["all", ["projects", "rfis"]])
+    destination_url: Annotated[SecretStr | None, Printable] = Field(
+        default=None, max_length=2048, description="write-only; answers show it redacted"
+    )
     paused: bool | None = None
 
 
@@ -114,5 +148,18 @@ class CredentialsIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    client_id: str = Field(min_length=1, max_length=255)
-    client_secret: SecretStr = Field(min_length=1, max_length=1024)
+    client_id: Annotated[str, Printable] = Field(min_length=1, max_length=255)
+    client_secret: Annotated[SecretStr, Printable] = Field(
+        min_length=1, max_length=1024, description="write-only; never shown again"
+    )
+
+
+class UninstallAnswer(BaseModel):
+    """What an admin uninstall did."""
+
+    company_id: int
+    status: str
+    purged: bool
+    deleted_rows: dict[str, int] = Field(
+        default_factory=dict, description="rows deleted per destination table (purge only)"
+    )

@@ -7,7 +7,14 @@ from typing import Literal
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.database import utcnow
-from app.core.errors import BadRequest, ConfigurationError, Conflict, NotFound, Unprocessable
+from app.core.errors import (
+    BadRequest,
+    ConfigurationError,
+    Conflict,
+    NotFound,
+    ServiceUnavailable,
+    Unprocessable,
+)
 from app.core.runtime import Runtime
 from app.credentials import service as secrets
 from app.credentials.models import SecretKind
@@ -15,10 +22,17 @@ from app.destinations import InvalidDestinationURL, validate_destination_url
 from app.installations import repository
 from app.installations.models import Installation, InstallationStatus
 from app.installations.schemas import InstallationPatch
-from app.procore import InvalidClientError, ProcoreCredentials
+from app.procore import ProcoreAuthError, ProcoreCredentials, ProcoreError
 from app.scheduling import queue
 from app.scheduling.schedules import parse_schedule
 from app.sync.catalog import parse_stream_selection
+
+# Why an installation became uninstalled; discovery re-installs only a company that left
+# /companies and came back, never one that is still listed but said "not connected".
+REASON_CALLBACK = "app uninstalled (callback)"
+REASON_LEFT_COMPANIES = "company left /companies"
+REASON_NOT_CONNECTED = "app not connected"
+REASON_ADMIN = "uninstalled by an admin"
 
 
 async def install(
@@ -66,6 +80,7 @@ async def install(
         inst.status = InstallationStatus.active
         inst.uninstalled_at = None
         inst.credentials_error = None
+        inst.status_reason = None
         if source == "callback" or inst.source != "callback":
             inst.source = source
     if client_id and client_secret:
@@ -106,10 +121,13 @@ async def uninstall(session: AsyncSession, company_id: int, *, reason: str) -> I
         return None
     if inst.status != InstallationStatus.uninstalled:
         inst.status = InstallationStatus.uninstalled
+        inst.status_reason = reason[:255]
         inst.uninstalled_at = utcnow()
         inst.next_run_at = None
         inst.client_id = None
-        await queue.cancel_for_company(session, company_id, reason=reason)
+        inst.credentials_error = None
+    # Also when already uninstalled: a run queued in between must not survive.
+    await queue.cancel_for_company(session, company_id, reason=f"uninstalled: {reason}")
     await secrets.delete_secret(session, company_id, SecretKind.client_secret)
     await session.flush()
     return inst
@@ -149,6 +167,8 @@ def app_credentials(rt: Runtime) -> ProcoreCredentials:
 
 def credentials_source(inst: Installation, rt: Runtime) -> Literal["installation", "app", "none"]:
     """Where this installation's credentials come from: installation, app or none."""
+    if inst.status == InstallationStatus.uninstalled:
+        return "none"  # destroyed at uninstall; nothing is called for it any more
     if inst.client_id:
         return "installation"
     return "app" if rt.settings.client_id and rt.settings.client_secret else "none"
@@ -214,11 +234,22 @@ async def replace_credentials(
 ) -> Installation:
     """Checks new credentials against Procore's token endpoint, then stores them encrypted."""
     inst = await get_or_404(session, company_id)
+    old = await credentials_for(session, rt, inst) if inst.client_id else None
     creds = ProcoreCredentials(client_id, client_secret)
     try:
+        # A fresh token request, even for a pair cached or rejected before.
         await rt.procore.check_credentials(creds)
-    except InvalidClientError as exc:
-        raise Unprocessable(f"Procore rejected the credentials: {exc.message}") from None
+    except ProcoreAuthError as exc:
+        raise Unprocessable(
+            f"Procore rejected the credentials: {exc.message}",
+            details=[{"field": "client_secret", "reason": exc.message}],
+        ) from None
+    except ProcoreError as exc:
+        raise ServiceUnavailable(
+            f"could not check the credentials with Procore: {exc.message}"
+        ) from None
+    if old is not None and old != creds:
+        await rt.procore.forget_credentials(old)
     inst.client_id = client_id
     await secrets.put_secret(
         session, rt.keyring, company_id, SecretKind.client_secret, client_secret

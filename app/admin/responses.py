@@ -1,0 +1,35 @@
+"""OpenAPI descriptions of the admin API's error answers, with examples."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app.core.http import ErrorResponse
+
+
+def error(description: str, code: str, message: str) -> dict[str, Any]:
+    """One documented error answer in the `{"error": {code, message, details}}` shape."""
+    return {
+        "model": ErrorResponse,
+        "description": description,
+        "content": {
+            "application/json": {
+                "example": {"error": {"code": code, "message": message, "details": []}}
+            }
+        },
+    }
+
+
+UNAUTHORIZED = error("missing or invalid bearer token", "unauthorized", "missing bearer token")
+BAD_REQUEST = error("malformed request or invalid value", "validation_error", "limit: too large")
+NOT_FOUND = error("no such installation or run", "not_found", "no installation for company 7")
+CONFLICT = error("conflicts with the current state", "conflict", "a sync is already running")
+REJECTED = error(
+    "Procore rejected the credentials",
+    "unprocessable",
+    "Procore rejected the credentials: Client authentication failed",
+)
+UNAVAILABLE = error("Procore could not be reached", "unavailable", "could not check credentials")
+TOO_LARGE = error("request body over the size limit", "payload_too_large", "body too large")
+
+ALWAYS: dict[int | str, dict[str, Any]] = {400: BAD_REQUEST, 401: UNAUTHORIZED, 413: TOO_LARGE}

@@ -1,0 +1,136 @@
+"""Discovery against the simulator: /companies is the source of truth of installations."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+
+from app.core.database import unit_of_work
+from app.core.migrations import upgrade_to_head
+from app.core.runtime import Runtime, build_runtime
+from app.credentials import service as secrets
+from app.credentials.models import SecretKind
+from app.installations import repository, service
+from app.installations.discovery import discover
+from app.installations.models import Installation
+from app.scheduling import queue
+from procore_sim import SimulatorConfig
+from procore_sim.server import SimulatorServer
+from tests.factories import make_settings
+
+
+@pytest.fixture
+async def rt(
+    sim: SimulatorServer, sim_config: SimulatorConfig, database_url: str, destination_url: str
+) -> AsyncIterator[Runtime]:
+    """A runtime (no scheduler, no worker) pointed at the simulator."""
+    settings = make_settings(
+        database_url=database_url,
+        procore_api_url=sim.url,
+        procore_login_url=sim.url,
+        client_id=sim_config.client_id,
+        client_secret=sim_config.client_secret,
+        destination_url=destination_url,
+        schedule="every 15m",
+        streams="projects,rfis",
+    )
+    await asyncio.to_thread(upgrade_to_head, database_url)
+    runtime = build_runtime(settings)
+    try:
+        yield runtime
+    finally:
+        await runtime.aclose()
+
+
+async def installation(rt: Runtime, company_id: int) -> Installation:
+    async with unit_of_work(rt.sessions) as session:
+        inst = await repository.get(session, company_id)
+    assert inst is not None
+    return inst
+
+
+def calls_to(sim: SimulatorServer, company_id: int) -> int:
+    return len(sim.state.request_log(company_id=company_id))
+
+
+class TestDiscovery:
+    async def test_new_companies_get_installations_with_the_defaults(
+        self, rt: Runtime, sim: SimulatorServer, destination_url: str
+    ) -> None:
+        result = await discover(rt)
+        assert sorted(result.installed) == sim.state.company_ids()
+        assert result.uninstalled == []
+        for company_id in sim.state.company_ids():
+            inst = await installation(rt, company_id)
+            assert (inst.status, inst.source) == ("active", "discovery")
+            assert (inst.schedule, inst.streams) == ("every 15m", "projects,rfis")
+            assert inst.company_name
+            async with unit_of_work(rt.sessions) as session:
+                url = await secrets.get_secret(
+                    session, rt.keyring, company_id, SecretKind.destination_url
+                )
+                run = await queue.active_run(session, company_id)
+            assert url == destination_url
+            assert run is not None and run.full_refresh and run.trigger == "install"
+
+    async def test_a_second_reconcile_changes_nothing(self, rt: Runtime) -> None:
+        await discover(rt)
+        again = await discover(rt)
+        assert again.installed == again.uninstalled == []
+
+    async def test_vanished_company_is_uninstalled_and_returns_when_reinstalled(
+        self, rt: Runtime, sim: SimulatorServer
+    ) -> None:
+        gone, stays = sim.state.company_ids()
+        await discover(rt)
+        sim.state.uninstall_company(gone)
+        result = await discover(rt)
+        assert result.uninstalled == [gone]
+        inst = await installation(rt, gone)
+        assert inst.status == "uninstalled"
+        assert inst.status_reason == service.REASON_LEFT_COMPANIES
+        assert inst.next_run_at is None
+        assert (await installation(rt, stays)).status == "active"
+        async with unit_of_work(rt.sessions) as session:
+            assert await queue.active_run(session, gone) is None  # the queued sync is cancelled
+        sim.state.install_company(gone)
+        back = await discover(rt)
+        assert back.installed == [gone]
+        assert (await installation(rt, gone)).status == "active"
+
+    async def test_listed_company_answering_not_connected_is_uninstalled_and_left_alone(
+        self, rt: Runtime, sim: SimulatorServer
+    ) -> None:
+        company_id = sim.state.company_ids()[0]
+        await discover(rt)
+        sim.state.disconnect_company(company_id)
+        result = await discover(rt)
+        assert result.uninstalled == [company_id]
+        inst = await installation(rt, company_id)
+        assert (inst.status, inst.status_reason) == ("uninstalled", service.REASON_NOT_CONNECTED)
+        before = calls_to(sim, company_id)
+        assert before > 0  # the probe that found it disconnected
+        for _ in range(2):
+            again = await discover(rt)
+            assert company_id not in again.installed
+        assert calls_to(sim, company_id) == before, "an uninstalled company was called again"
+        assert (await installation(rt, company_id)).status == "uninstalled"
+
+    async def test_installation_on_its_own_credentials_is_not_judged_by_the_app_list(
+        self, rt: Runtime, sim: SimulatorServer
+    ) -> None:
+        outsider = 777_000_111  # not in the app's /companies (it installed another client id)
+        async with unit_of_work(rt.sessions) as session:
+            await service.install(
+                session,
+                rt,
+                company_id=outsider,
+                company_name="Own Pair Inc",
+                client_id="their-own-client",
+                client_secret="their-own-secret",
+            )
+        result = await discover(rt)
+        assert outsider not in result.uninstalled
+        assert (await installation(rt, outsider)).status == "active"
