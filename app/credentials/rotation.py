@@ -27,4 +27,3 @@ async def rotate_all(settings: Settings) -> tuple[int, list[str]]:
         return count, unused
     finally:
         await rt.aclose()
-
