@@ -235,6 +235,11 @@ class Simulator:
                 return None, "expired"
             return issued, ""
 
+    def issued_tokens(self) -> list[str]:
+        """Every access token minted so far (tests check none of them leaks anywhere)."""
+        with self.lock:
+            return list(self._tokens)
+
     def set_token_lifetime(self, seconds: int) -> None:
         """Lifetime of tokens issued from now on."""
         with self.lock:

@@ -163,7 +163,7 @@ class TestNoSecretsLeak:
             "/readyz",
         ):
             bodies.append(service.admin.get(path).text)
-        tokens = list(sim.state._tokens)  # the access tokens the simulator issued to us
+        tokens = sim.state.issued_tokens()
         assert tokens
         secrets = [
             CALLBACK_SECRET,

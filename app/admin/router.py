@@ -19,6 +19,7 @@ from app.installations.schemas import (
     InstallationDetail,
     InstallationPatch,
     InstallationView,
+    SigningSecretAnswer,
     UninstallAnswer,
 )
 from app.scheduling import queue
@@ -109,6 +110,20 @@ async def patch_installation(
     """Changes schedule, streams, destination_url or paused."""
     inst = await service.apply_patch(session, rt, company_id, patch)
     return await views.installation_view(session, rt, inst)
+
+
+@router.post(
+    "/installations/{company_id}/destination/signing-secret",
+    status_code=status.HTTP_201_CREATED,
+    response_model=SigningSecretAnswer,
+    responses={404: r.NOT_FOUND, 409: r.CONFLICT},
+)
+async def rotate_destination_signing_secret(
+    company_id: CompanyId, session: SessionDep, rt: RuntimeDep
+) -> SigningSecretAnswer:
+    """Makes a new Standard Webhooks secret for an HTTP destination; it is shown only here."""
+    secret = await service.rotate_signing_secret(session, rt, company_id)
+    return SigningSecretAnswer(company_id=company_id, signing_secret=secret)
 
 
 @router.delete(

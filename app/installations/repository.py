@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -51,22 +50,6 @@ async def active_company_ids(session: AsyncSession) -> set[int]:
         select(Installation.company_id).where(Installation.status != InstallationStatus.uninstalled)
     )
     return set(rows)
-
-
-async def due(session: AsyncSession, now: datetime, limit: int) -> Sequence[Installation]:
-    """Active, unpaused installations whose next run time has come."""
-    query = (
-        select(Installation)
-        .where(
-            Installation.status == InstallationStatus.active,
-            Installation.paused.is_(False),
-            Installation.next_run_at.is_not(None),
-            Installation.next_run_at <= now,
-        )
-        .order_by(Installation.next_run_at)
-        .limit(limit)
-    )
-    return (await session.scalars(query)).all()
 
 
 async def get_callback(session: AsyncSession, webhook_id: str) -> CallbackEvent | None:

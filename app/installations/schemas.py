@@ -163,3 +163,10 @@ class UninstallAnswer(BaseModel):
     deleted_rows: dict[str, int] = Field(
         default_factory=dict, description="rows deleted per destination table (purge only)"
     )
+
+
+class SigningSecretAnswer(BaseModel):
+    """A new destination signing secret: shown once, stored encrypted, never shown again."""
+
+    company_id: int
+    signing_secret: str

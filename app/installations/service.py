@@ -19,6 +19,7 @@ from app.core.runtime import Runtime
 from app.credentials import service as secrets
 from app.credentials.models import SecretKind
 from app.destinations import InvalidDestinationURL, validate_destination_url
+from app.destinations.signing import generate_signing_secret
 from app.installations import repository
 from app.installations.models import Installation, InstallationStatus
 from app.installations.schemas import InstallationPatch
@@ -103,6 +104,9 @@ async def install(
                 SecretKind.destination_url,
                 rt.settings.destination_url.get_secret_value(),
             )
+        await ensure_signing_secret(
+            session, rt, company_id, await destination_url_for(session, rt, inst)
+        )
         schedule = parse_schedule(inst.schedule)
         inst.next_run_at = schedule.next_run(now, company_id)
         await queue.enqueue(session, company_id, trigger="install", full_refresh=True)
@@ -210,6 +214,7 @@ async def apply_patch(
                 message = f"destination_url: {message}"
             raise BadRequest(message, details=[{"field": "destination_url"}]) from None
         await secrets.put_secret(session, rt.keyring, company_id, SecretKind.destination_url, url)
+        await ensure_signing_secret(session, rt, company_id, url)
     if patch.paused is not None:
         inst.paused = patch.paused
         if not patch.paused and inst.next_run_at is None:
@@ -258,3 +263,33 @@ async def replace_credentials(
         inst.status, inst.credentials_error = InstallationStatus.active, None
     await session.flush()
     return inst
+
+
+def is_http_destination(url: str) -> bool:
+    """True for destinations that receive signed HTTP pushes."""
+    return url.lower().startswith(("https://", "http://"))
+
+
+async def ensure_signing_secret(
+    session: AsyncSession, rt: Runtime, company_id: int, url: str
+) -> bool:
+    """Gives an HTTP destination its per-installation signing secret; True if one was made."""
+    if not is_http_destination(url):
+        return False
+    kind = SecretKind.destination_signing_secret
+    if await secrets.get_secret(session, rt.keyring, company_id, kind) is not None:
+        return False
+    await secrets.put_secret(session, rt.keyring, company_id, kind, generate_signing_secret())
+    return True
+
+
+async def rotate_signing_secret(session: AsyncSession, rt: Runtime, company_id: int) -> str:
+    """A new signing secret for the installation's HTTP destination, returned once."""
+    inst = await get_or_404(session, company_id)
+    url = await destination_url_for(session, rt, inst)
+    if not is_http_destination(url):
+        raise Conflict(f"company {company_id} does not push to an HTTP destination")
+    secret = generate_signing_secret()
+    kind = SecretKind.destination_signing_secret
+    await secrets.put_secret(session, rt.keyring, company_id, kind, secret)
+    return secret

@@ -112,7 +112,7 @@ class TestSecretsNeverLeak:
         keep(service.admin.get("/admin/v1/syncs"))
         keep(service.anonymous.get("/openapi.json"))
 
-        tokens = list(sim.state._tokens)  # no public accessor yet
+        tokens = sim.state.issued_tokens()
         assert len(tokens) >= 2
         secrets = {
             "app client secret": sim_config.client_secret,
