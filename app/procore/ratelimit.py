@@ -62,6 +62,7 @@ class CompanyLimiter:
         self._blocked_until = 0.0
         self._last_send = -math.inf
         self._unmetered = False
+        self._probing = False
         self._changed = asyncio.Event()
 
     @property
@@ -80,6 +81,8 @@ class CompanyLimiter:
             now = self._clock()
             wait = self._wait_time(now)
             if wait <= 0:
+                if self._remaining is None:
+                    self._probing = True
                 self._in_flight += 1
                 self._last_send = now
                 return
@@ -91,6 +94,7 @@ class CompanyLimiter:
     def release(self, headers: Mapping[str, str] | None, status: int | None = None) -> None:
         """Marks one request answered and learns the window from its headers, if any."""
         self._in_flight = max(0, self._in_flight - 1)
+        self._probing = False
         if headers is not None:
             self._learn(headers, status)
         self._notify()
@@ -126,7 +130,7 @@ class CompanyLimiter:
             or now >= self._reset_at + self._reset_margin
         ):
             self._forget_window()
-            return 0.0 if self._in_flight == 0 else math.inf
+            return math.inf if self._probing else 0.0
         available = self._remaining - self._in_flight
         until_reset = self._reset_at + self._reset_margin - now
         if available <= 0:
