@@ -1,0 +1,5 @@
+"""`python -m procore_sim`."""
+
+from procore_sim.cli import main
+
+main()

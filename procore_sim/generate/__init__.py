@@ -1,0 +1,1 @@
+"""Seeded generators of realistic Procore records, one function per stream."""

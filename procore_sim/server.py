@@ -1,0 +1,66 @@
+"""SimulatorServer: the simulator on a real loopback socket, served from a background thread."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from types import TracebackType
+
+import uvicorn
+
+from procore_sim.application import create_app
+from procore_sim.config import SimulatorConfig
+from procore_sim.state import Simulator
+
+
+class SimulatorServer:
+    """Runs uvicorn in a thread; use as a context manager. `url` and `state` once entered."""
+
+    def __init__(self, config: SimulatorConfig | None = None, host: str = "127.0.0.1",
+                 port: int = 0, *, log_level: str = "warning") -> None:
+        self.config = config or SimulatorConfig()
+        self.host = host
+        self.state = Simulator(self.config)
+        self.app = create_app(sim=self.state)
+        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._socket.bind((host, port))
+        self.port: int = self._socket.getsockname()[1]
+        self._server = uvicorn.Server(uvicorn.Config(
+            self.app, log_level=log_level, access_log=False, lifespan="off",
+            timeout_keep_alive=30,
+        ))
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        """Base URL of both the API and the login service, e.g. http://127.0.0.1:54321."""
+        return f"http://{self.host}:{self.port}"
+
+    def start(self, timeout: float = 10.0) -> SimulatorServer:
+        """Starts serving and waits until the socket accepts requests."""
+        self._thread = threading.Thread(target=self._server.run, kwargs={
+            "sockets": [self._socket]}, name=f"procore-sim-{self.port}", daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + timeout
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the Procore simulator did not start")
+            time.sleep(0.01)
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stops serving and closes the socket."""
+        self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+        self._socket.close()
+
+    def __enter__(self) -> SimulatorServer:
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
