@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -61,7 +62,8 @@ def rfis_path(project_id: int) -> str:
 
 
 def api_log(sim: SimulatorServer, **filters: Any) -> list[dict[str, Any]]:
-    """Returns the simulator's log of /rest/ requests."""
+    """Returns the simulator's log of /rest/ requests (once the last answer was logged)."""
+    time.sleep(0.05)  # the sim logs a request just after it has sent the answer
     return sim.state.request_log(path_prefix="/rest/", **filters)
 
 
