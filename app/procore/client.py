@@ -22,7 +22,7 @@ from app.procore.errors import (
 )
 from app.procore.health import HealthCounters
 from app.procore.paging import Page, next_page_number, records_of
-from app.procore.ratelimit import CompanyLimiter, RateLimiters
+from app.procore.ratelimit import CompanyLimiter, RateLimiters, WindowWaitTooLongError
 from app.procore.retry import (
     RetryBudget,
     RetryPolicy,
@@ -193,7 +193,14 @@ class ProcoreClient:
             if company_id is not None:
                 headers["Procore-Company-Id"] = str(company_id)
             header_ok = company_id is not None or not header_needed
-            await limiter.acquire()
+            try:
+                await limiter.acquire(max_wait=budget.seconds_left())
+            except WindowWaitTooLongError as exc:
+                raise ProcoreRateLimitError(
+                    f"rate limit spent for this company; {exc}",
+                    path=path,
+                    retry_after=exc.seconds,
+                ) from None
             response: httpx.Response | None = None
             failure: httpx.HTTPError | None = None
             try:
@@ -259,7 +266,14 @@ class ProcoreClient:
         wait = parse_retry_after(response.headers.get("retry-after"))
         if wait is None:
             wait = limiter.seconds_until_reset()
-        delay = budget.wait(wait) if wait is not None else budget.backoff()
+        if wait is not None:
+            # Every task holds off, even when this call gives up: the window is spent.
+            limiter.block_for(wait)
+            delay = budget.wait(wait)
+        else:
+            delay = budget.backoff()
+            if delay is not None:
+                limiter.block_for(delay)
         if delay is None:
             cls = ProcoreRateLimitError if response.status_code == 429 else ProcoreServerError
             raise cls(
@@ -267,8 +281,8 @@ class ProcoreClient:
                 status=response.status_code,
                 request_id=request_id_of(response),
                 path=path,
+                retry_after=wait,
             )
-        limiter.block_for(delay)
 
     @staticmethod
     def _decode(response: httpx.Response, path: str) -> Any:

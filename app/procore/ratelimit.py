@@ -26,6 +26,14 @@ def _header_number(headers: Mapping[str, str], name: str) -> float | None:
     return value if math.isfinite(value) else None
 
 
+class WindowWaitTooLongError(Exception):
+    """The wait for the rate-limit window is longer than the caller may wait."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"the rate-limit window resets in {seconds:.0f} s")
+        self.seconds = seconds
+
+
 class ServerClock:
     """Estimates how far Procore's clock is ahead of ours, from the ``Date`` header.
 
@@ -110,11 +118,19 @@ class CompanyLimiter:
         """Returns the seconds waited past a reset before the window is trusted to be new."""
         return self._reset_margin
 
-    async def acquire(self) -> None:
-        """Waits until one more request may be sent, then counts it as in flight."""
+    async def acquire(self, *, max_wait: float = math.inf) -> None:
+        """Waits until one more request may be sent, then counts it as in flight.
+
+        Raises WindowWaitTooLongError instead of sleeping past ``max_wait`` seconds.
+        """
+        deadline = self._clock() + max_wait
         while True:
             now = self._clock()
-            wait = self._wait_time(now)
+            wait, spent = self._wait_time(now)
+            if not math.isinf(wait) and now + wait > deadline:
+                if spent:
+                    raise WindowWaitTooLongError(wait)
+                wait = 0.0  # only smoothing would delay us: the budget allows sending now
             if wait <= 0:
                 if self._remaining is None:
                     self._probing = True
@@ -159,24 +175,25 @@ class CompanyLimiter:
         self._limit = self._remaining = None
         self._reset_raw = self._reset_at = None
 
-    def _wait_time(self, now: float) -> float:
+    def _wait_time(self, now: float) -> tuple[float, bool]:
+        """Returns how long to wait before sending, and whether the budget is spent meanwhile."""
         if now < self._blocked_until:
-            return self._blocked_until - now
+            return self._blocked_until - now, True
         if self._unmetered:
-            return 0.0
+            return 0.0, False
         if self._reset_at is not None and now >= self._reset_at + self._reset_margin:
             self._window_over_at = now
             self._forget_window()
         if self._remaining is None or self._reset_at is None:
-            return math.inf if self._probing else 0.0
+            return (math.inf if self._probing else 0.0), False
         available = self._remaining - self._in_flight
         until_reset = self._reset_at + self._reset_margin - now
         if available <= 0:
-            return until_reset
+            return until_reset, True
         if self._limit and available > self._limit * self._burst_fraction:
-            return 0.0
+            return 0.0, False
         interval = until_reset / available
-        return max(0.0, self._last_send + interval - now)
+        return max(0.0, self._last_send + interval - now), False
 
     def _learn(self, headers: Mapping[str, str], status: int | None) -> None:
         limit = _header_number(headers, "x-rate-limit-limit")

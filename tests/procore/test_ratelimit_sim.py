@@ -7,7 +7,7 @@ import time
 
 import httpx
 
-from app.procore import RequestStats
+from app.procore import ProcoreRateLimitError, RequestStats
 from tests.procore.simulated import (
     CREDS,
     api_log,
@@ -74,6 +74,45 @@ class TestPacing:
             assert [e["status"] for e in log] == [429, 200]
             assert log[1]["time"] - log[0]["time"] >= 0.9  # Retry-After is whole seconds
             assert client.health.snapshot(company_id)["429"] == 1
+
+
+class TestSpentHourlyWindow:
+    async def test_spent_hour_raises_at_once_instead_of_sleeping(self) -> None:
+        with make_sim() as sim:
+            company_id, project_id = first_project(sim)
+            sim.state.set_limits(hourly=3)
+            client = make_client(sim)
+            for _ in range(3):
+                await client.get(CREDS, rfis_path(project_id), company_id=company_id)
+            started = time.monotonic()
+            results = await asyncio.gather(*(
+                client.get(CREDS, rfis_path(project_id), company_id=company_id)
+                for _ in range(10)
+            ), return_exceptions=True)
+            assert time.monotonic() - started < 1
+            assert all(isinstance(r, ProcoreRateLimitError) for r in results)
+            error = results[0]
+            assert isinstance(error, ProcoreRateLimitError)
+            assert error.retry_after is not None and error.retry_after > 3000
+            assert len(api_log(sim)) == 3  # nothing sent into the spent window
+
+    async def test_429_for_a_long_window_blocks_every_task(self) -> None:
+        with make_sim() as sim:
+            company_id, project_id = first_project(sim)
+            sim.state.set_limits(hourly=2)
+            client = make_client(sim)
+            token = sim.state.issue_token(CREDS.client_id)["access_token"]
+            headers = {"Authorization": f"Bearer {token}", "Procore-Company-Id": str(company_id)}
+            await client.get(CREDS, rfis_path(project_id), company_id=company_id)
+            async with httpx.AsyncClient(base_url=sim.url) as other:
+                await other.get(rfis_path(project_id), headers=headers)
+            sim.state.clear_request_log()
+            results = await asyncio.gather(*(
+                client.get(CREDS, rfis_path(project_id), company_id=company_id)
+                for _ in range(10)
+            ), return_exceptions=True)
+            assert all(isinstance(r, ProcoreRateLimitError) for r in results)
+            assert len(api_log(sim, status=429)) == 1
 
 
 class TestConcurrentPacing:
