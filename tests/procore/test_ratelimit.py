@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import email.utils
 import time
 
 import httpx
+import pytest
 
-from app.procore.ratelimit import CompanyLimiter
+from app.procore.ratelimit import CompanyLimiter, ServerClock, WindowWaitTooLongError
 
 
 def window(limit: int, remaining: int, reset: float) -> httpx.Headers:
@@ -91,3 +93,43 @@ class TestCompanyLimiter:
         limiter.release(httpx.Headers(), 200)
         for _ in range(5):
             await asyncio.wait_for(limiter.acquire(), 0.1)
+
+    async def test_spent_window_longer_than_the_caller_may_wait_raises(self) -> None:
+        limiter = make_limiter()
+        await limiter.acquire()
+        limiter.release(window(10, 0, 60))
+        with pytest.raises(WindowWaitTooLongError) as caught:
+            await limiter.acquire(max_wait=5)
+        assert caught.value.seconds > 59
+
+    async def test_smoothing_never_turns_into_an_error(self) -> None:
+        limiter = make_limiter()
+        await limiter.acquire()
+        limiter.release(window(10, 1, 600))  # one request left, spread over ten minutes
+        await asyncio.wait_for(limiter.acquire(max_wait=5), 1)
+
+    async def test_429_right_after_a_reset_widens_the_margin(self) -> None:
+        limiter = make_limiter()
+        await limiter.acquire()
+        limiter.release(window(10, 0, 0.1))
+        await limiter.acquire()  # the window is believed over: this is the probe
+        before = limiter.reset_margin
+        limiter.release(window(10, 0, 1))
+        limiter.block_for(0.01)  # ...and it was refused
+        assert limiter.reset_margin > before
+
+
+class TestServerClock:
+    def test_offset_is_the_largest_sample(self) -> None:
+        now = [1_700_000_000.5]
+        clock = ServerClock(wall_clock=lambda: now[0])
+        clock.observe(email.utils.formatdate(1_700_000_003, usegmt=True))  # server 3 s ahead
+        clock.observe(email.utils.formatdate(1_700_000_002, usegmt=True))  # a stale Date
+        clock.observe("not a date")
+        assert clock.offset == pytest.approx(2.5)
+        assert clock.seconds_until(1_700_000_010) == pytest.approx(7.0)
+
+    def test_no_date_means_our_own_clock(self) -> None:
+        clock = ServerClock(wall_clock=lambda: 100.0)
+        clock.observe(None)
+        assert clock.seconds_until(110.0) == 10.0
