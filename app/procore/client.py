@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
@@ -31,6 +32,8 @@ from app.procore.retry import (
     parse_retry_after,
 )
 from app.procore.tokens import TokenCache
+
+logger = logging.getLogger(__name__)
 
 Params = Mapping[str, str | int | Sequence[str]]
 
@@ -216,16 +219,14 @@ class ProcoreClient:
             self._count(stats, company_id, status, header_ok)
             if response is None:
                 assert failure is not None
-                if not is_retryable_exception(failure):
-                    raise failure
-                await self._backoff_or_raise(
-                    budget,
-                    ProcoreNetworkError(
-                        f"no answer from Procore: {type(failure).__name__}", path=path
-                    ),
+                error = ProcoreNetworkError(
+                    f"no answer from Procore: {type(failure).__name__}", path=path
                 )
+                if not is_retryable_exception(failure):
+                    raise error from None  # the httpx error holds the request and its token
+                await self._backoff_or_raise(budget, error)
                 continue
-            if status < 400:
+            if status < 300:
                 return response
             if status == 401 and not refreshed:
                 # One refresh and one retry; concurrent 401s on the same token refresh once.
@@ -256,6 +257,8 @@ class ProcoreClient:
         delay = budget.backoff()
         if delay is None:
             raise error
+        logger.info("procore request failed, retrying in %.2fs (attempt %d): %s",
+                    delay, budget.attempts, error)
         await asyncio.sleep(delay)
 
     @staticmethod
@@ -270,6 +273,8 @@ class ProcoreClient:
             # Every task holds off, even when this call gives up: the window is spent.
             limiter.block_for(wait)
             delay = budget.wait(wait)
+            logger.warning("procore answered %d for %s: holding requests for %.1fs",
+                           response.status_code, path, wait)
         else:
             delay = budget.backoff()
             if delay is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,6 +29,8 @@ from app.procore.retry import (
     is_retryable_status,
     parse_retry_after,
 )
+
+logger = logging.getLogger(__name__)
 
 TOKEN_PATH = "/oauth/token"  # noqa: S105 - a URL path, not a secret
 
@@ -163,6 +166,8 @@ class TokenCache:
                     path=TOKEN_PATH,
                 )
                 self._invalid[creds.cache_key()] = error
+                logger.warning("procore rejected the credentials of client %s: %s",
+                               creds.client_id, error.message)
                 self._tokens.pop(creds.cache_key(), None)
                 raise error
             if is_retryable_status(response.status_code):

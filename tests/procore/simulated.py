@@ -67,8 +67,15 @@ def api_log(sim: SimulatorServer, **filters: Any) -> list[dict[str, Any]]:
     return sim.state.request_log(path_prefix="/rest/", **filters)
 
 
+def clear_log(sim: SimulatorServer) -> None:
+    """Clears the simulator's request log once the last answer was logged."""
+    time.sleep(0.05)
+    sim.state.clear_request_log()
+
+
 def token_log(sim: SimulatorServer) -> list[dict[str, Any]]:
-    """Returns the simulator's log of token requests."""
+    """Returns the simulator's log of token requests (once the last answer was logged)."""
+    time.sleep(0.05)
     return sim.state.request_log(path_prefix="/oauth/token")
 
 

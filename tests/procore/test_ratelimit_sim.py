@@ -11,6 +11,7 @@ from app.procore import ProcoreRateLimitError, RequestStats
 from tests.procore.simulated import (
     CREDS,
     api_log,
+    clear_log,
     first_project,
     make_client,
     make_sim,
@@ -68,7 +69,7 @@ class TestPacing:
             async with httpx.AsyncClient(base_url=sim.url) as other:
                 for _ in range(3):
                     await other.get(rfis_path(project_id), headers=headers)
-            sim.state.clear_request_log()
+            clear_log(sim)
             await client.get(CREDS, rfis_path(project_id), company_id=company_id)
             log = api_log(sim)
             assert [e["status"] for e in log] == [429, 200]
@@ -106,7 +107,7 @@ class TestSpentHourlyWindow:
             await client.get(CREDS, rfis_path(project_id), company_id=company_id)
             async with httpx.AsyncClient(base_url=sim.url) as other:
                 await other.get(rfis_path(project_id), headers=headers)
-            sim.state.clear_request_log()
+            clear_log(sim)
             results = await asyncio.gather(*(
                 client.get(CREDS, rfis_path(project_id), company_id=company_id)
                 for _ in range(10)

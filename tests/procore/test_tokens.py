@@ -18,6 +18,7 @@ from tests.procore.simulated import (
     CREDS,
     RecordingTransport,
     api_log,
+    clear_log,
     first_project,
     make_client,
     make_sim,
@@ -46,7 +47,7 @@ class TestTokenSharing:
             client = make_client(sim)
             await client.get(CREDS, rfis_path(project_id), company_id=company_id)
             sim.state.expire_tokens()
-            sim.state.clear_request_log()
+            clear_log(sim)
             results = await asyncio.gather(*(
                 client.get(CREDS, rfis_path(project_id), company_id=company_id)
                 for _ in range(50)
