@@ -26,17 +26,13 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-CLIENT_ID = "bench-client"
-CLIENT_SECRET = "bench-secret"  # noqa: S105 - the simulator's throwaway credential
-
 
 def serve(records: int, url_queue: Any, stop: Event) -> None:
     """Runs the simulator until ``stop`` is set (in the child process)."""
     from procore_sim import SimulatorConfig
     from procore_sim.server import SimulatorServer
 
-    config = SimulatorConfig(companies=1, projects=1, records=records, seed=1,
-                             client_id=CLIENT_ID, client_secret=CLIENT_SECRET)
+    config = SimulatorConfig(companies=1, projects=1, records=records, seed=1)
     with SimulatorServer(config) as sim:
         url_queue.put(sim.url)
         stop.wait()
@@ -52,13 +48,13 @@ async def run(url: str, records: int, per_page: int, spike_requests: int) -> dic
     import httpx
 
     from app.procore import ProcoreClient, ProcoreCredentials, RequestStats, make_http_client
+    from procore_sim.config import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET
 
-    creds = ProcoreCredentials(CLIENT_ID, CLIENT_SECRET)
+    creds = ProcoreCredentials(DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET)
     figures: dict[str, float] = {}
     async with make_http_client() as http, httpx.AsyncClient(base_url=url, timeout=120) as control:
         company_id = (await control.get("/_sim/companies")).json()["companies"][0]["id"]
-        project_id = (await control.get("/_sim/companies")).json()["companies"][0][
-            "project_ids"][0]
+        project_id = (await control.get("/_sim/companies")).json()["companies"][0]["project_ids"][0]
         path = f"/rest/v1.0/projects/{project_id}/rfis"
         client = ProcoreClient(http, api_url=url, login_url=url, per_page=per_page)
         stats = RequestStats()
@@ -80,21 +76,21 @@ async def run(url: str, records: int, per_page: int, spike_requests: int) -> dic
 
         await control.put("/_sim/limits", json={"spike": 15, "spike_window_seconds": 10})
         await control.delete("/_sim/requests")
-        spiky = ProcoreClient(http, api_url=url, login_url=url,
-                              per_page=math.ceil(records / (spike_requests / 3)))
+        spiky = ProcoreClient(
+            http, api_url=url, login_url=url, per_page=math.ceil(records / (spike_requests / 3))
+        )
         spike_stats = RequestStats()
 
         async def listing() -> int:
             count = 0
-            async for page in spiky.paginate(creds, path, company_id=company_id,
-                                             stats=spike_stats):
+            async for page in spiky.paginate(creds, path, company_id=company_id, stats=spike_stats):
                 count += len(page.records)
             return count
 
         started = time.perf_counter()
         counts = await asyncio.gather(listing(), listing(), listing())
         figures["spike_seconds"] = time.perf_counter() - started
-        assert counts == [records] * 3
+        assert list(counts) == [records] * 3
         log = (await control.get("/_sim/requests", params={"status": 429})).json()
         figures["spike_requests"] = spike_stats.requests
         figures["spike_429s_client"] = spike_stats.statuses.get(429, 0)
@@ -124,15 +120,21 @@ def main() -> None:
         server.join(10)
 
     print(f"records listed:                       {args.records} at per_page={args.per_page}")
-    print(f"requests used / minimum possible:     {figures['requests_ratio']:.2f} "
-          f"(token requests in the whole run: {figures['token_requests']:.0f})")
+    print(
+        f"requests used / minimum possible:     {figures['requests_ratio']:.2f} "
+        f"(token requests in the whole run: {figures['token_requests']:.0f})"
+    )
     print(f"records per second:                   {figures['records_per_second']:,.0f}")
-    print(f"peak RSS while listing:               {figures['peak_rss_mb']:.1f} MiB "
-          f"(grew {figures['rss_growth_mb']:.1f} MiB during the listing)")
-    print(f"429s under 15 requests / 10 s spike:  {figures['spike_429s_simulator']:.0f} "
-          f"({figures['spike_requests']:.0f} requests by 3 concurrent listings in "
-          f"{figures['spike_seconds']:.1f} s: {figures['spike_rate']:.2f} requests/s "
-          f"against a limit of 1.50)")
+    print(
+        f"peak RSS while listing:               {figures['peak_rss_mb']:.1f} MiB "
+        f"(grew {figures['rss_growth_mb']:.1f} MiB during the listing)"
+    )
+    print(
+        f"429s under 15 requests / 10 s spike:  {figures['spike_429s_simulator']:.0f} "
+        f"({figures['spike_requests']:.0f} requests by 3 concurrent listings in "
+        f"{figures['spike_seconds']:.1f} s: {figures['spike_rate']:.2f} requests/s "
+        f"against a limit of 1.50)"
+    )
 
 
 if __name__ == "__main__":

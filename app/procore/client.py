@@ -153,8 +153,8 @@ class ProcoreClient:
         await self._tokens.refresh(creds, stats)
 
     async def invalidate_token(self, creds: ProcoreCredentials) -> None:
-        """Drops the cached token of these credentials; the next call fetches a new one."""
-        self._tokens.invalidate(creds)
+        """Drops the cached token and any invalid mark; the next call asks Procore afresh."""
+        self._tokens.forget(creds)
 
     async def forget_credentials(self, creds: ProcoreCredentials) -> None:
         """Forgets the token and any invalid mark of these credentials (they were changed)."""
@@ -257,8 +257,12 @@ class ProcoreClient:
         delay = budget.backoff()
         if delay is None:
             raise error
-        logger.info("procore request failed, retrying in %.2fs (attempt %d): %s",
-                    delay, budget.attempts, error)
+        logger.info(
+            "procore request failed, retrying in %.2fs (attempt %d): %s",
+            delay,
+            budget.attempts,
+            error,
+        )
         await asyncio.sleep(delay)
 
     @staticmethod
@@ -273,8 +277,12 @@ class ProcoreClient:
             # Every task holds off, even when this call gives up: the window is spent.
             limiter.block_for(wait)
             delay = budget.wait(wait)
-            logger.warning("procore answered %d for %s: holding requests for %.1fs",
-                           response.status_code, path, wait)
+            logger.warning(
+                "procore answered %d for %s: holding requests for %.1fs",
+                response.status_code,
+                path,
+                wait,
+            )
         else:
             delay = budget.backoff()
             if delay is not None:

@@ -119,8 +119,11 @@ def message_from_body(body: Any) -> str | None:
         return plain_error
     errors = body.get("errors")
     if isinstance(errors, dict):
-        flat = [f"{field} {msgs if isinstance(msgs, str) else ', '.join(map(str, msgs))}"
-                for field, msgs in errors.items() if isinstance(msgs, str | list)]
+        flat = [
+            f"{field} {msgs if isinstance(msgs, str) else ', '.join(map(str, msgs))}"
+            for field, msgs in errors.items()
+            if isinstance(msgs, str | list)
+        ]
         return "; ".join(flat) or None
     if errors is not None:
         return message_from_body(errors)
@@ -162,8 +165,10 @@ def error_for_response(
     if status == 401:
         cls = ProcoreAuthError
     elif status == 403:
-        cls = AppNotConnectedError if NOT_CONNECTED_TEXT in message.lower() else (
-            ProcoreForbiddenError
+        cls = (
+            AppNotConnectedError
+            if NOT_CONNECTED_TEXT in message.lower()
+            else (ProcoreForbiddenError)
         )
     elif status == 404:
         cls = ProcoreNotFoundError

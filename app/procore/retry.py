@@ -21,9 +21,7 @@ def is_retryable_status(status: int) -> bool:
 
 def is_retryable_exception(exc: BaseException) -> bool:
     """Tells whether a transport failure (timeout, dropped connection) may be retried."""
-    return isinstance(
-        exc, httpx.TimeoutException | httpx.NetworkError | httpx.RemoteProtocolError
-    )
+    return isinstance(exc, httpx.TimeoutException | httpx.NetworkError | httpx.RemoteProtocolError)
 
 
 def parse_retry_after(value: str | None, *, now: Callable[[], float] = time.time) -> float | None:

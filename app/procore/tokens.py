@@ -166,8 +166,11 @@ class TokenCache:
                     path=TOKEN_PATH,
                 )
                 self._invalid[creds.cache_key()] = error
-                logger.warning("procore rejected the credentials of client %s: %s",
-                               creds.client_id, error.message)
+                logger.warning(
+                    "procore rejected the credentials of client %s: %s",
+                    creds.client_id,
+                    error.message,
+                )
                 self._tokens.pop(creds.cache_key(), None)
                 raise error
             if is_retryable_status(response.status_code):
@@ -204,5 +207,6 @@ class TokenCache:
             lifetime = 5400.0
         # Refresh a little early; short-lived tokens get a proportionally short margin.
         margin = min(self._refresh_margin, lifetime / 10)
-        return AccessToken(value, refresh_at=sent_at + lifetime - margin,
-                           expires_at=sent_at + lifetime)
+        return AccessToken(
+            value, refresh_at=sent_at + lifetime - margin, expires_at=sent_at + lifetime
+        )

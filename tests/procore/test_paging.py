@@ -39,8 +39,12 @@ class TestPaginate:
         with make_sim() as sim:
             company_id, project_id = first_project(sim)
             client = make_client(sim, per_page=10)
-            pages = [p async for p in client.paginate(
-                CREDS, rfis_path(project_id), company_id=company_id, start_page=3)]
+            pages = [
+                p
+                async for p in client.paginate(
+                    CREDS, rfis_path(project_id), company_id=company_id, start_page=3
+                )
+            ]
             truth = sim.state.records("rfis", company_id, project_id)
             assert [r for p in pages for r in p.records] == truth[20:]
             assert pages[0].page == 3
@@ -51,9 +55,13 @@ class TestPaginate:
             http = make_http_client(transport=LinklessTransport())
             client = make_client(sim, per_page=10, http=http)
             stats = RequestStats()
-            records = [r async for p in client.paginate(
-                CREDS, rfis_path(project_id), company_id=company_id, stats=stats)
-                for r in p.records]
+            records = [
+                r
+                async for p in client.paginate(
+                    CREDS, rfis_path(project_id), company_id=company_id, stats=stats
+                )
+                for r in p.records
+            ]
             assert records == sim.state.records("rfis", company_id, project_id)
             assert stats.requests == 5  # 50 records, 10 a page, no probing past the end
 
@@ -64,9 +72,16 @@ class TestPaginate:
             truth = sim.state.records("rfis", company_id, project_id)
             stamps = sorted(r["updated_at"] for r in truth)
             window = f"{stamps[10]}...{stamps[20]}"
-            records = [r async for p in client.paginate(
-                CREDS, rfis_path(project_id), company_id=company_id,
-                params={"filters[updated_at]": window}) for r in p.records]
+            records = [
+                r
+                async for p in client.paginate(
+                    CREDS,
+                    rfis_path(project_id),
+                    company_id=company_id,
+                    params={"filters[updated_at]": window},
+                )
+                for r in p.records
+            ]
             expected = [r for r in truth if stamps[10] <= r["updated_at"] <= stamps[20]]
             assert records == expected
 
@@ -74,9 +89,16 @@ class TestPaginate:
         with make_sim() as sim:
             company_id = sim.state.company_ids()[0]
             client = make_client(sim, per_page=100)
-            records = [r async for p in client.paginate(
-                CREDS, "/rest/v1.1/projects", company_id=company_id,
-                params={"company_id": company_id}) for r in p.records]
+            records = [
+                r
+                async for p in client.paginate(
+                    CREDS,
+                    "/rest/v1.1/projects",
+                    company_id=company_id,
+                    params={"company_id": company_id},
+                )
+                for r in p.records
+            ]
             assert {r["id"] for r in records} == set(sim.state.project_ids(company_id))
 
 
@@ -95,6 +117,7 @@ class TestGet:
         with make_sim() as sim:
             company_id, project_id = first_project(sim)
             client = make_client(sim)
-            answer = await client.get(CREDS, rfis_path(project_id), company_id=company_id,
-                                      params={"per_page": 5})
+            answer = await client.get(
+                CREDS, rfis_path(project_id), company_id=company_id, params={"per_page": 5}
+            )
             assert answer == sim.state.records("rfis", company_id, project_id)[:5]

@@ -13,11 +13,13 @@ from app.procore.ratelimit import CompanyLimiter, ServerClock, WindowWaitTooLong
 
 
 def window(limit: int, remaining: int, reset: float) -> httpx.Headers:
-    return httpx.Headers({
-        "X-Rate-Limit-Limit": str(limit),
-        "X-Rate-Limit-Remaining": str(remaining),
-        "X-Rate-Limit-Reset": str(reset),
-    })
+    return httpx.Headers(
+        {
+            "X-Rate-Limit-Limit": str(limit),
+            "X-Rate-Limit-Remaining": str(remaining),
+            "X-Rate-Limit-Reset": str(reset),
+        }
+    )
 
 
 def make_limiter() -> CompanyLimiter:

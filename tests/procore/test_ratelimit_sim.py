@@ -50,8 +50,7 @@ class TestPacing:
 
             async def listing(company_id: int) -> None:
                 project_id = sim.state.project_ids(company_id)[0]
-                async for _ in client.paginate(CREDS, rfis_path(project_id),
-                                               company_id=company_id):
+                async for _ in client.paginate(CREDS, rfis_path(project_id), company_id=company_id):
                     pass
 
             await asyncio.gather(*(listing(c) for c in sim.state.company_ids()))
@@ -86,10 +85,13 @@ class TestSpentHourlyWindow:
             for _ in range(3):
                 await client.get(CREDS, rfis_path(project_id), company_id=company_id)
             started = time.monotonic()
-            results = await asyncio.gather(*(
-                client.get(CREDS, rfis_path(project_id), company_id=company_id)
-                for _ in range(10)
-            ), return_exceptions=True)
+            results = await asyncio.gather(
+                *(
+                    client.get(CREDS, rfis_path(project_id), company_id=company_id)
+                    for _ in range(10)
+                ),
+                return_exceptions=True,
+            )
             assert time.monotonic() - started < 1
             assert all(isinstance(r, ProcoreRateLimitError) for r in results)
             error = results[0]
@@ -108,10 +110,13 @@ class TestSpentHourlyWindow:
             async with httpx.AsyncClient(base_url=sim.url) as other:
                 await other.get(rfis_path(project_id), headers=headers)
             clear_log(sim)
-            results = await asyncio.gather(*(
-                client.get(CREDS, rfis_path(project_id), company_id=company_id)
-                for _ in range(10)
-            ), return_exceptions=True)
+            results = await asyncio.gather(
+                *(
+                    client.get(CREDS, rfis_path(project_id), company_id=company_id)
+                    for _ in range(10)
+                ),
+                return_exceptions=True,
+            )
             assert all(isinstance(r, ProcoreRateLimitError) for r in results)
             assert len(api_log(sim, status=429)) == 1
 
@@ -122,10 +127,13 @@ class TestConcurrentPacing:
             company_id, project_id = first_project(sim)
             sim.state.set_limits(spike=8, spike_window_seconds=1)
             client = make_client(sim)
-            await asyncio.gather(*(
-                client.get(CREDS, rfis_path(project_id), company_id=company_id,
-                           params={"per_page": 1})
-                for _ in range(30)
-            ))
+            await asyncio.gather(
+                *(
+                    client.get(
+                        CREDS, rfis_path(project_id), company_id=company_id, params={"per_page": 1}
+                    )
+                    for _ in range(30)
+                )
+            )
             assert api_log(sim, status=429) == []
             assert len(api_log(sim, status=200)) == 30

@@ -35,9 +35,13 @@ class TestRetried:
             sim.state.set_faults(error_rate=0.3, error_status=502, path_prefix="/rest/")
             client = make_client(sim, per_page=5, max_attempts=8)
             stats = RequestStats()
-            records = [r async for p in client.paginate(
-                CREDS, rfis_path(project_id), company_id=company_id, stats=stats)
-                for r in p.records]
+            records = [
+                r
+                async for p in client.paginate(
+                    CREDS, rfis_path(project_id), company_id=company_id, stats=stats
+                )
+                for r in p.records
+            ]
             assert records == sim.state.records("rfis", company_id, project_id)
             assert stats.statuses.get(502, 0) > 0
             assert stats.requests == 10 + stats.statuses[502]
@@ -48,9 +52,13 @@ class TestRetried:
             sim.state.set_faults(drop_rate=0.3)  # token requests too
             client = make_client(sim, per_page=5, max_attempts=8)
             stats = RequestStats()
-            records = [r async for p in client.paginate(
-                CREDS, rfis_path(project_id), company_id=company_id, stats=stats)
-                for r in p.records]
+            records = [
+                r
+                async for p in client.paginate(
+                    CREDS, rfis_path(project_id), company_id=company_id, stats=stats
+                )
+                for r in p.records
+            ]
             assert records == sim.state.records("rfis", company_id, project_id)
             assert stats.network_errors > 0
             assert stats.requests == 10 + stats.network_errors
@@ -69,8 +77,13 @@ class TestRetried:
         with make_sim() as sim:
             company_id, project_id = first_project(sim)
             sim.state.set_faults(error_rate=1.0, error_status=500, path_prefix="/rest/")
-            client = make_client(sim, max_attempts=100, max_retry_seconds=0.5,
-                                 retry_base_delay=0.1, retry_max_delay=0.2)
+            client = make_client(
+                sim,
+                max_attempts=100,
+                max_retry_seconds=0.5,
+                retry_base_delay=0.1,
+                retry_max_delay=0.2,
+            )
             started = time.monotonic()
             with pytest.raises(ProcoreServerError):
                 await client.get(CREDS, rfis_path(project_id), company_id=company_id)
@@ -89,7 +102,8 @@ class TestRetried:
 
             started = time.monotonic()
             _, answer = await asyncio.gather(
-                recover(), client.get(CREDS, rfis_path(project_id), company_id=company_id))
+                recover(), client.get(CREDS, rfis_path(project_id), company_id=company_id)
+            )
             assert isinstance(answer, list)
             statuses = [e["status"] for e in api_log(sim)]
             assert statuses == [503, 503, 200]  # one request per Retry-After second
@@ -98,8 +112,7 @@ class TestRetried:
     async def test_timeouts_are_retried_then_raised(self) -> None:
         with make_sim() as sim:
             company_id, project_id = first_project(sim)
-            client = make_client(sim, max_attempts=2,
-                                 http=make_http_client(read_timeout=0.2))
+            client = make_client(sim, max_attempts=2, http=make_http_client(read_timeout=0.2))
             await client.check_credentials(CREDS)
             sim.state.set_faults(slow_headers_ms=500, path_prefix="/rest/")
             with pytest.raises(ProcoreNetworkError, match="ReadTimeout"):
@@ -165,7 +178,10 @@ class TestHealthCounters:
             await client.list_companies(CREDS)
             counters = client.health.drain(company_id)
             assert counters == {
-                "401": 1, "403": 0, "404": 1, "429": 0,
+                "401": 1,
+                "403": 0,
+                "404": 1,
+                "429": 0,
                 "missing_company_header": 0,
                 "requests": len(api_log(sim, company_id=company_id)),
             }

@@ -33,10 +33,12 @@ class TestTokenSharing:
             company_id, project_id = first_project(sim)
             client = make_client(sim)
             stats = RequestStats()
-            await asyncio.gather(*(
-                client.get(CREDS, rfis_path(project_id), company_id=company_id, stats=stats)
-                for _ in range(50)
-            ))
+            await asyncio.gather(
+                *(
+                    client.get(CREDS, rfis_path(project_id), company_id=company_id, stats=stats)
+                    for _ in range(50)
+                )
+            )
             assert len(token_log(sim)) == 1
             assert stats.token_requests == 1
             assert stats.requests == 50
@@ -48,10 +50,12 @@ class TestTokenSharing:
             await client.get(CREDS, rfis_path(project_id), company_id=company_id)
             sim.state.expire_tokens()
             clear_log(sim)
-            results = await asyncio.gather(*(
-                client.get(CREDS, rfis_path(project_id), company_id=company_id)
-                for _ in range(50)
-            ))
+            results = await asyncio.gather(
+                *(
+                    client.get(CREDS, rfis_path(project_id), company_id=company_id)
+                    for _ in range(50)
+                )
+            )
             assert all(isinstance(r, list) for r in results)
             assert len(token_log(sim)) == 1
             # each call retried at most once after its 401
@@ -64,10 +68,12 @@ class TestTokenSharing:
             client = make_client(sim)
             await client.get(CREDS, rfis_path(project_id), company_id=company_id)
             await asyncio.sleep(1.9)  # past expires_in minus the margin, not yet expired
-            await asyncio.gather(*(
-                client.get(CREDS, rfis_path(project_id), company_id=company_id)
-                for _ in range(50)
-            ))
+            await asyncio.gather(
+                *(
+                    client.get(CREDS, rfis_path(project_id), company_id=company_id)
+                    for _ in range(50)
+                )
+            )
             assert len(token_log(sim)) == 2
             assert api_log(sim, status=401) == []
 
@@ -117,6 +123,14 @@ class TestInvalidClient:
             with pytest.raises(InvalidClientError):
                 await client.get(wrong, rfis_path(project_id), company_id=company_id)
             assert len(token_log(sim)) == 2
+
+    async def test_invalidate_token_also_lifts_the_invalid_mark(self) -> None:
+        with make_sim() as sim:
+            client = make_client(sim)
+            with pytest.raises(InvalidClientError):
+                await client.check_credentials(ProcoreCredentials("rotated-client", "x"))
+            await client.invalidate_token(ProcoreCredentials("rotated-client", "x"))
+            assert not client.credentials_invalid(ProcoreCredentials("rotated-client", "x"))
 
 
 class TestSecrets:

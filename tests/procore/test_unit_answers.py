@@ -52,8 +52,13 @@ class TestErrorMessages:
             ({"error": "Plain error"}, "Plain error"),
             ({"message": "Msg", "error": "Err"}, "Msg"),
             (
-                {"error": {"code": "BAD_REQUEST", "message": "Invalid",
-                           "details": [{"reason_code": "x", "message": "name is blank"}]}},
+                {
+                    "error": {
+                        "code": "BAD_REQUEST",
+                        "message": "Invalid",
+                        "details": [{"reason_code": "x", "message": "name is blank"}],
+                    }
+                },
                 "Invalid: name is blank",
             ),
             ({"errors": {"name": ["can't be blank"]}}, "name can't be blank"),
@@ -69,7 +74,8 @@ class TestErrorMessages:
 class TestErrorAnswers:
     async def test_403_not_connected_raises_its_own_error(self, router: respx.MockRouter) -> None:
         route = router.get(f"{API}/rest/v1.0/projects/1/rfis").respond(
-            403, json={"errors": "App is not connected to this company"},
+            403,
+            json={"errors": "App is not connected to this company"},
             headers={"x-request-id": "req-9"},
         )
         client = make_client()
@@ -100,8 +106,7 @@ class TestErrorAnswers:
         route = router.get(f"{API}/rest/v1.0/x").respond(502, text="bad gateway")
         stats = RequestStats()
         with pytest.raises(ProcoreServerError):
-            await make_client(max_attempts=3).get(CREDS, "/rest/v1.0/x", company_id=1,
-                                                  stats=stats)
+            await make_client(max_attempts=3).get(CREDS, "/rest/v1.0/x", company_id=1, stats=stats)
         assert route.call_count == 3
         assert stats.requests == 3
         assert stats.statuses == {502: 3}
@@ -116,8 +121,8 @@ class TestErrorAnswers:
 class TestTokenAnswers:
     async def test_invalid_client_is_remembered(self, router: respx.MockRouter) -> None:
         token = router.post(f"{LOGIN}/oauth/token").respond(
-            401, json={"error": "invalid_client",
-                       "error_description": "Client authentication failed"},
+            401,
+            json={"error": "invalid_client", "error_description": "Client authentication failed"},
         )
         api = router.get(f"{API}/rest/v1.0/x").respond(200, json=[])
         client = make_client()
@@ -133,12 +138,13 @@ class TestTokenAnswers:
         with pytest.raises(ProcoreError, match="access_token"):
             await make_client().get(CREDS, "/rest/v1.0/x", company_id=1)
 
-    async def test_secret_echoed_by_the_server_is_redacted(
-        self, router: respx.MockRouter
-    ) -> None:
+    async def test_secret_echoed_by_the_server_is_redacted(self, router: respx.MockRouter) -> None:
         router.post(f"{LOGIN}/oauth/token").respond(
-            400, json={"error": "invalid_request",
-                       "error_description": f"bad secret {CREDS.client_secret}"},
+            400,
+            json={
+                "error": "invalid_request",
+                "error_description": f"bad secret {CREDS.client_secret}",
+            },
         )
         with pytest.raises(ProcoreError) as caught:
             await make_client().get(CREDS, "/rest/v1.0/x", company_id=1)
@@ -159,9 +165,7 @@ class TestOddPages:
         pages = [p async for p in make_client().paginate(CREDS, "/rest/v2.0/things", company_id=1)]
         assert pages[0].records == [{"id": "1"}]
 
-    async def test_linkless_paging_uses_total_and_per_page(
-        self, router: respx.MockRouter
-    ) -> None:
+    async def test_linkless_paging_uses_total_and_per_page(self, router: respx.MockRouter) -> None:
         def answer(request: httpx.Request) -> httpx.Response:
             page = int(request.url.params["page"])
             rows = [{"id": i} for i in range((page - 1) * 2, min(page * 2, 5))]
@@ -173,22 +177,20 @@ class TestOddPages:
         assert [len(p.records) for p in pages] == [2, 2, 1]
         assert route.call_count == 3
 
-    async def test_no_headers_at_all_stops_on_a_short_page(
-        self, router: respx.MockRouter
-    ) -> None:
+    async def test_no_headers_at_all_stops_on_a_short_page(self, router: respx.MockRouter) -> None:
         def answer(request: httpx.Request) -> httpx.Response:
             page = int(request.url.params["page"])
             return httpx.Response(200, content=json.dumps([{"id": page}] * (3 if page < 3 else 1)))
 
         route = router.get(f"{API}/rest/v1.0/rows").mock(side_effect=answer)
-        pages = [p async for p in make_client(per_page=3).paginate(
-            CREDS, "/rest/v1.0/rows", company_id=1)]
+        pages = [
+            p
+            async for p in make_client(per_page=3).paginate(CREDS, "/rest/v1.0/rows", company_id=1)
+        ]
         assert [len(p.records) for p in pages] == [3, 3, 1]
         assert route.call_count == 3
 
-    async def test_empty_page_stops_even_with_a_next_link(
-        self, router: respx.MockRouter
-    ) -> None:
+    async def test_empty_page_stops_even_with_a_next_link(self, router: respx.MockRouter) -> None:
         router.get(f"{API}/rest/v1.0/rows").respond(
             200, json=[], headers={"Link": f'<{API}/rest/v1.0/rows?page=2>; rel="next"'}
         )
@@ -199,8 +201,9 @@ class TestOddPages:
         route = router.get(f"{API}/rest/v1.0/rows").respond(200, json=[])
         client = make_client(per_page=50)
         params = {"filters[updated_at]": "2024-01-01...2024-02-01", "filters[x][]": ["a", "b"]}
-        async for _ in client.paginate(CREDS, "/rest/v1.0/rows", company_id=4, params=params,
-                                       start_page=7):
+        async for _ in client.paginate(
+            CREDS, "/rest/v1.0/rows", company_id=4, params=params, start_page=7
+        ):
             pass
         request = route.calls.last.request
         assert request.url.params["page"] == "7"
