@@ -18,9 +18,7 @@ class TestHttpClient:
             company_id, project_id = first_project(sim)
             async with make_http_client() as http:
                 client = make_client(sim, http=http, per_page=5)
-                async for _ in client.paginate(
-                    CREDS, rfis_path(project_id), company_id=company_id
-                ):
+                async for _ in client.paginate(CREDS, rfis_path(project_id), company_id=company_id):
                     pass
                 pool = http._transport._pool  # type: ignore[attr-defined]
                 assert len(pool.connections) == 1  # token + 10 pages over one socket
