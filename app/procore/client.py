@@ -121,21 +121,35 @@ class ProcoreClient:
         stats: RequestStats | None = None,
         start_page: int = 1,
     ) -> AsyncIterator[Page]:
-        """Yields a listing page by page from ``start_page``, following ``Link: next``."""
+        """Yields a listing page by page from ``start_page``, following ``Link: next``.
+
+        ``page`` and ``per_page`` in ``params`` are ignored: the client owns them. Only one page
+        is held at a time, so memory stays flat whatever the size of the listing.
+        """
         base = [(k, v) for k, v in _query_items(params) if k not in ("page", "per_page")]
         page: int | None = max(1, start_page)
         while page is not None:
             query = [*base, ("page", str(page)), ("per_page", str(self.per_page))]
-            response = await self._send(creds, path, company_id, query, stats)
-            records, is_list = records_of(self._decode(response, path))
-            if is_list:
-                next_page, total = next_page_number(
-                    page, len(records), response.headers, self.per_page
-                )
-            else:
-                next_page, total = None, None  # a single object: this endpoint does not page
-            yield Page(records=records, page=page, next_page=next_page, total=total)
-            page = next_page
+            page_obj = await self._fetch_page(creds, path, company_id, query, stats, page)
+            yield page_obj
+            page = page_obj.next_page
+
+    async def _fetch_page(
+        self,
+        creds: ProcoreCredentials,
+        path: str,
+        company_id: int | None,
+        query: list[tuple[str, str | int | float | bool | None]],
+        stats: RequestStats | None,
+        page: int,
+    ) -> Page:
+        response = await self._send(creds, path, company_id, query, stats)
+        records, is_list = records_of(self._decode(response, path))
+        if not is_list:
+            # A single object: this endpoint does not page.
+            return Page(records=records, page=page, next_page=None, total=None)
+        next_page, total = next_page_number(page, len(records), response.headers, self.per_page)
+        return Page(records=records, page=page, next_page=next_page, total=total)
 
     async def list_companies(
         self, creds: ProcoreCredentials, *, stats: RequestStats | None = None
