@@ -200,16 +200,8 @@ class ProcoreClient:
         budget = self._retry.start()
         url = self._api_url + path
         refreshed = False
+        header_ok = company_id is not None or not header_needed
         while True:
-            token = await self._tokens.token(creds, stats)
-            headers = {
-                "Authorization": f"Bearer {token}",
-                "Accept": "application/json",
-                "User-Agent": self._user_agent,
-            }
-            if company_id is not None:
-                headers["Procore-Company-Id"] = str(company_id)
-            header_ok = company_id is not None or not header_needed
             try:
                 await limiter.acquire(max_wait=budget.seconds_left())
             except WindowWaitTooLongError as exc:
@@ -218,10 +210,15 @@ class ProcoreClient:
                     path=path,
                     retry_after=exc.seconds,
                 ) from None
+            token = ""
             response: httpx.Response | None = None
             failure: httpx.HTTPError | None = None
             try:
-                response = await self._http.get(url, params=query, headers=headers)
+                # Taken after the pacing wait, so a long wait never sends a stale token.
+                token = await self._tokens.token(creds, stats)
+                response = await self._http.get(
+                    url, params=query, headers=self._headers(token, company_id)
+                )
             except httpx.HTTPError as exc:
                 failure = exc
             finally:
@@ -254,6 +251,16 @@ class ProcoreClient:
                 await self._backoff_or_raise(budget, error_for_response(response, path))
                 continue
             raise error_for_response(response, path)
+
+    def _headers(self, token: str, company_id: int | None) -> dict[str, str]:
+        sent = {
+            "Authorization": f"Bearer {token}",
+            "Accept": "application/json",
+            "User-Agent": self._user_agent,
+        }
+        if company_id is not None:
+            sent["Procore-Company-Id"] = str(company_id)
+        return sent
 
     def _count(
         self, stats: RequestStats | None, company_id: int | None, status: int, header_ok: bool

@@ -146,13 +146,13 @@ class TokenCache:
             try:
                 response = await self._http.post(self._token_url, data=form, headers=headers)
             except httpx.HTTPError as exc:
-                if not is_retryable_exception(exc):
-                    raise
-                delay = budget.backoff()
+                # from None: the httpx error holds the request, whose body has the secret.
+                network_error = ProcoreNetworkError(
+                    f"token request failed: {type(exc).__name__}", path=TOKEN_PATH
+                )
+                delay = budget.backoff() if is_retryable_exception(exc) else None
                 if delay is None:
-                    raise ProcoreNetworkError(
-                        f"token request failed: {type(exc).__name__}", path=TOKEN_PATH
-                    ) from None
+                    raise network_error from None
                 await asyncio.sleep(delay)
                 continue
             if response.status_code == 200:
