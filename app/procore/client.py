@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
@@ -22,7 +23,7 @@ from app.procore.errors import (
 )
 from app.procore.health import HealthCounters
 from app.procore.paging import Page, next_page_number, records_of
-from app.procore.ratelimit import CompanyLimiter, RateLimiters
+from app.procore.ratelimit import CompanyLimiter, RateLimiters, WindowWaitTooLongError
 from app.procore.retry import (
     RetryBudget,
     RetryPolicy,
@@ -31,6 +32,8 @@ from app.procore.retry import (
     parse_retry_after,
 )
 from app.procore.tokens import TokenCache
+
+logger = logging.getLogger(__name__)
 
 Params = Mapping[str, str | int | Sequence[str]]
 
@@ -118,21 +121,35 @@ class ProcoreClient:
         stats: RequestStats | None = None,
         start_page: int = 1,
     ) -> AsyncIterator[Page]:
-        """Yields a listing page by page from ``start_page``, following ``Link: next``."""
+        """Yields a listing page by page from ``start_page``, following ``Link: next``.
+
+        ``page`` and ``per_page`` in ``params`` are ignored: the client owns them. Only one page
+        is held at a time, so memory stays flat whatever the size of the listing.
+        """
         base = [(k, v) for k, v in _query_items(params) if k not in ("page", "per_page")]
         page: int | None = max(1, start_page)
         while page is not None:
             query = [*base, ("page", str(page)), ("per_page", str(self.per_page))]
-            response = await self._send(creds, path, company_id, query, stats)
-            records, is_list = records_of(self._decode(response, path))
-            if is_list:
-                next_page, total = next_page_number(
-                    page, len(records), response.headers, self.per_page
-                )
-            else:
-                next_page, total = None, None  # a single object: this endpoint does not page
-            yield Page(records=records, page=page, next_page=next_page, total=total)
-            page = next_page
+            page_obj = await self._fetch_page(creds, path, company_id, query, stats, page)
+            yield page_obj
+            page = page_obj.next_page
+
+    async def _fetch_page(
+        self,
+        creds: ProcoreCredentials,
+        path: str,
+        company_id: int | None,
+        query: list[tuple[str, str | int | float | bool | None]],
+        stats: RequestStats | None,
+        page: int,
+    ) -> Page:
+        response = await self._send(creds, path, company_id, query, stats)
+        records, is_list = records_of(self._decode(response, path))
+        if not is_list:
+            # A single object: this endpoint does not page.
+            return Page(records=records, page=page, next_page=None, total=None)
+        next_page, total = next_page_number(page, len(records), response.headers, self.per_page)
+        return Page(records=records, page=page, next_page=next_page, total=total)
 
     async def list_companies(
         self, creds: ProcoreCredentials, *, stats: RequestStats | None = None
@@ -150,8 +167,8 @@ class ProcoreClient:
         await self._tokens.refresh(creds, stats)
 
     async def invalidate_token(self, creds: ProcoreCredentials) -> None:
-        """Drops the cached token of these credentials; the next call fetches a new one."""
-        self._tokens.invalidate(creds)
+        """Drops the cached token and any invalid mark; the next call asks Procore afresh."""
+        self._tokens.forget(creds)
 
     async def forget_credentials(self, creds: ProcoreCredentials) -> None:
         """Forgets the token and any invalid mark of these credentials (they were changed)."""
@@ -183,21 +200,25 @@ class ProcoreClient:
         budget = self._retry.start()
         url = self._api_url + path
         refreshed = False
+        header_ok = company_id is not None or not header_needed
         while True:
-            token = await self._tokens.token(creds, stats)
-            headers = {
-                "Authorization": f"Bearer {token}",
-                "Accept": "application/json",
-                "User-Agent": self._user_agent,
-            }
-            if company_id is not None:
-                headers["Procore-Company-Id"] = str(company_id)
-            header_ok = company_id is not None or not header_needed
-            await limiter.acquire()
+            try:
+                await limiter.acquire(max_wait=budget.seconds_left())
+            except WindowWaitTooLongError as exc:
+                raise ProcoreRateLimitError(
+                    f"rate limit spent for this company; {exc}",
+                    path=path,
+                    retry_after=exc.seconds,
+                ) from None
+            token = ""
             response: httpx.Response | None = None
             failure: httpx.HTTPError | None = None
             try:
-                response = await self._http.get(url, params=query, headers=headers)
+                # Taken after the pacing wait, so a long wait never sends a stale token.
+                token = await self._tokens.token(creds, stats)
+                response = await self._http.get(
+                    url, params=query, headers=self._headers(token, company_id)
+                )
             except httpx.HTTPError as exc:
                 failure = exc
             finally:
@@ -209,16 +230,14 @@ class ProcoreClient:
             self._count(stats, company_id, status, header_ok)
             if response is None:
                 assert failure is not None
-                if not is_retryable_exception(failure):
-                    raise failure
-                await self._backoff_or_raise(
-                    budget,
-                    ProcoreNetworkError(
-                        f"no answer from Procore: {type(failure).__name__}", path=path
-                    ),
+                error = ProcoreNetworkError(
+                    f"no answer from Procore: {type(failure).__name__}", path=path
                 )
+                if not is_retryable_exception(failure):
+                    raise error from None  # the httpx error holds the request and its token
+                await self._backoff_or_raise(budget, error)
                 continue
-            if status < 400:
+            if status < 300:
                 return response
             if status == 401 and not refreshed:
                 # One refresh and one retry; concurrent 401s on the same token refresh once.
@@ -232,6 +251,16 @@ class ProcoreClient:
                 await self._backoff_or_raise(budget, error_for_response(response, path))
                 continue
             raise error_for_response(response, path)
+
+    def _headers(self, token: str, company_id: int | None) -> dict[str, str]:
+        sent = {
+            "Authorization": f"Bearer {token}",
+            "Accept": "application/json",
+            "User-Agent": self._user_agent,
+        }
+        if company_id is not None:
+            sent["Procore-Company-Id"] = str(company_id)
+        return sent
 
     def _count(
         self, stats: RequestStats | None, company_id: int | None, status: int, header_ok: bool
@@ -249,6 +278,12 @@ class ProcoreClient:
         delay = budget.backoff()
         if delay is None:
             raise error
+        logger.info(
+            "procore request failed, retrying in %.2fs (attempt %d): %s",
+            delay,
+            budget.attempts,
+            error,
+        )
         await asyncio.sleep(delay)
 
     @staticmethod
@@ -259,7 +294,20 @@ class ProcoreClient:
         wait = parse_retry_after(response.headers.get("retry-after"))
         if wait is None:
             wait = limiter.seconds_until_reset()
-        delay = budget.wait(wait) if wait is not None else budget.backoff()
+        if wait is not None:
+            # Every task holds off, even when this call gives up: the window is spent.
+            limiter.block_for(wait)
+            delay = budget.wait(wait)
+            logger.warning(
+                "procore answered %d for %s: holding requests for %.1fs",
+                response.status_code,
+                path,
+                wait,
+            )
+        else:
+            delay = budget.backoff()
+            if delay is not None:
+                limiter.block_for(delay)
         if delay is None:
             cls = ProcoreRateLimitError if response.status_code == 429 else ProcoreServerError
             raise cls(
@@ -267,8 +315,8 @@ class ProcoreClient:
                 status=response.status_code,
                 request_id=request_id_of(response),
                 path=path,
+                retry_after=wait,
             )
-        limiter.block_for(delay)
 
     @staticmethod
     def _decode(response: httpx.Response, path: str) -> Any:

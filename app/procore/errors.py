@@ -21,12 +21,14 @@ class ProcoreError(Exception):
         status: int | None = None,
         request_id: str | None = None,
         path: str = "",
+        retry_after: float | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
         self.status = status
         self.request_id = request_id
         self.path = path
+        self.retry_after = retry_after  # seconds Procore asked us to wait, when it said
 
     def __str__(self) -> str:
         parts = [self.message]

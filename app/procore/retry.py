@@ -64,6 +64,10 @@ class RetryBudget:
         self._deadline = clock() + policy.max_seconds
         self.attempts = 1
 
+    def seconds_left(self) -> float:
+        """Returns the time this call may still spend."""
+        return max(0.0, self._deadline - self._clock())
+
     def backoff(self) -> float | None:
         """Returns the jittered delay before the next attempt, or None when the budget is spent."""
         cap = min(self._policy.max_delay, self._policy.base_delay * 2 ** (self.attempts - 1))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,6 +29,8 @@ from app.procore.retry import (
     is_retryable_status,
     parse_retry_after,
 )
+
+logger = logging.getLogger(__name__)
 
 TOKEN_PATH = "/oauth/token"  # noqa: S105 - a URL path, not a secret
 
@@ -143,13 +146,13 @@ class TokenCache:
             try:
                 response = await self._http.post(self._token_url, data=form, headers=headers)
             except httpx.HTTPError as exc:
-                if not is_retryable_exception(exc):
-                    raise
-                delay = budget.backoff()
+                # from None: the httpx error holds the request, whose body has the secret.
+                network_error = ProcoreNetworkError(
+                    f"token request failed: {type(exc).__name__}", path=TOKEN_PATH
+                )
+                delay = budget.backoff() if is_retryable_exception(exc) else None
                 if delay is None:
-                    raise ProcoreNetworkError(
-                        f"token request failed: {type(exc).__name__}", path=TOKEN_PATH
-                    ) from None
+                    raise network_error from None
                 await asyncio.sleep(delay)
                 continue
             if response.status_code == 200:
@@ -163,6 +166,11 @@ class TokenCache:
                     path=TOKEN_PATH,
                 )
                 self._invalid[creds.cache_key()] = error
+                logger.warning(
+                    "procore rejected the credentials of client %s: %s",
+                    creds.client_id,
+                    error.message,
+                )
                 self._tokens.pop(creds.cache_key(), None)
                 raise error
             if is_retryable_status(response.status_code):

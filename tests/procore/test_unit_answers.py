@@ -17,6 +17,7 @@ from app.procore import (
     ProcoreClient,
     ProcoreCredentials,
     ProcoreError,
+    ProcoreNetworkError,
     ProcoreNotFoundError,
     ProcoreServerError,
     RequestStats,
@@ -150,6 +151,16 @@ class TestTokenAnswers:
             await make_client().get(CREDS, "/rest/v1.0/x", company_id=1)
         assert CREDS.client_secret not in str(caught.value)
         assert CREDS.client_secret not in repr(caught.value)
+
+    async def test_unreachable_login_raises_a_network_error_without_the_request(
+        self, router: respx.MockRouter
+    ) -> None:
+        route = router.post(f"{LOGIN}/oauth/token").mock(side_effect=httpx.ConnectError("down"))
+        with pytest.raises(ProcoreNetworkError) as caught:
+            await make_client(max_attempts=3).get(CREDS, "/rest/v1.0/x", company_id=1)
+        assert route.call_count == 3
+        assert caught.value.__cause__ is None and caught.value.__suppress_context__
+        assert CREDS.client_secret not in str(caught.value)
 
 
 class TestOddPages:
