@@ -25,6 +25,7 @@ ROUTES = [
     ("DELETE", "/admin/v1/installations/1"),
     ("PUT", "/admin/v1/installations/1/credentials"),
     ("POST", "/admin/v1/installations/1/syncs"),
+    ("POST", "/admin/v1/installations/1/destination/signing-secret"),
     ("GET", "/admin/v1/syncs"),
     ("GET", "/admin/v1/syncs/abc"),
     ("POST", "/admin/v1/syncs/abc/cancel"),
