@@ -318,10 +318,10 @@ class FakeProcore:
         return headers, True
 
     async def api(self, request: Request) -> Response:
+        answer = self._answer(request)  # judged on arrival, answered after the latency
+        self._record(request, answer.status_code)
         if self.latency:
             await asyncio.sleep(self.latency)
-        answer = self._answer(request)
-        self._record(request, answer.status_code)
         return answer
 
     def _answer(self, request: Request) -> Response:
