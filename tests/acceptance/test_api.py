@@ -30,7 +30,9 @@ def service(
     company = fake.add_company("Acme", projects=2)
     for pid in company.projects:
         fake.add_records("rfis", company.id, pid, 30)
-    return start(env_for(CONNECTOR_STREAMS="projects,rfis"))
+    running = start(env_for(CONNECTOR_STREAMS="projects,rfis"))
+    running.wait_installed(company.id)
+    return running
 
 
 def company(fake: FakeProcore) -> int:
@@ -60,19 +62,15 @@ class TestCallbacks:
         assert_error(service.anon.post(url, content=body, headers=headers), 401)
         assert service.runs(424242) == []
         assert_error(service.admin.get("/admin/v1/installations/424242"), 404)
-
-    def test_signature_list_with_one_valid_entry_is_accepted(
-        self, service: Service, fake: FakeProcore
-    ) -> None:
-        body = event("created", company(fake))
+        # a space-separated list of signatures is accepted when one of them matches
+        body = event("created", 424242)
         headers = signed_headers(body)
         headers["webhook-signature"] = "v1,Zm9vYmFy " + headers["webhook-signature"]
         answer = service.anon.post("/callbacks/installations", content=body, headers=headers)
         assert answer.status_code == 202, answer.text
 
-    @pytest.mark.parametrize(
-        ("body", "field"),
-        [
+    def test_malformed_body_is_400_naming_the_field(self, service: Service) -> None:
+        cases: list[tuple[dict[str, object], str]] = [
             ({"type": "installation.created", "data": {"company_id": "abc"}}, "company_id"),
             ({"type": "installation.created", "data": {}}, "company_id"),
             ({"type": "installation.exploded", "data": {"company_id": 5}}, "type"),
@@ -82,13 +80,11 @@ class TestCallbacks:
                 {"type": "installation.created", "data": {"company_id": 5, "environment": "moon"}},
                 "environment",
             ),
-        ],
-    )
-    def test_malformed_body_is_400_naming_the_field(
-        self, service: Service, body: dict[str, object], field: str
-    ) -> None:
-        error = assert_error(service.callback(json.dumps(body).encode()), 400)
-        assert field in json.dumps(error), error
+        ]
+        for body, field in cases:
+            error = assert_error(service.callback(json.dumps(body).encode()), 400)
+            assert field in json.dumps(error), error
+        assert_error(service.callback(b"{not json"), 400)
 
     @pytest.mark.xfail(
         strict=True,
@@ -106,9 +102,6 @@ class TestCallbacks:
                 answers = list(pool.map(service.callback, [body] * 6))
             statuses += [a.status_code for a in answers]
         assert set(statuses) == {202}, statuses
-
-    def test_not_json_is_400(self, service: Service) -> None:
-        assert_error(service.callback(b"{not json"), 400)
 
     def test_replayed_webhook_id_is_answered_the_same_and_changes_nothing(
         self, service: Service, fake: FakeProcore
@@ -182,6 +175,15 @@ class TestAdmin:
             "/admin/v1/installations", headers={"Authorization": "Bearer other-token"}
         )
         assert ok.status_code == 200  # every token of the comma list is accepted
+        assert service.anon.get("/livez").status_code == 200
+        deadline = time.monotonic() + 15
+        while (ready := service.anon.get("/readyz")).status_code != 200:
+            assert time.monotonic() < deadline, ready.text
+            time.sleep(0.2)
+        metrics = service.anon.get("/metrics")
+        assert metrics.status_code == 200
+        assert metrics.headers["content-type"].startswith("text/plain")
+        assert "# TYPE" in metrics.text
 
     def test_second_sync_while_running_is_409_and_cancel_stops_it(
         self, service: Service, fake: FakeProcore
@@ -263,17 +265,6 @@ class TestAdmin:
         assert put.status_code == 200, put.text
         assert "replacement-secret-123456" not in put.text
         assert "replacement-secret-123456" not in service.log()
-
-    def test_health_and_metrics(self, service: Service) -> None:
-        assert service.anon.get("/livez").status_code == 200
-        deadline = time.monotonic() + 15
-        while (ready := service.anon.get("/readyz")).status_code != 200:
-            assert time.monotonic() < deadline, ready.text
-            time.sleep(0.2)
-        metrics = service.anon.get("/metrics")
-        assert metrics.status_code == 200
-        assert metrics.headers["content-type"].startswith("text/plain")
-        assert "# TYPE" in metrics.text
 
 
 def test_callbacks_refused_without_secret(

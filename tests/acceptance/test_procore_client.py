@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+import pytest
+
 from tests.acceptance.fake_procore import FakeProcore
 from tests.acceptance.harness import Destination, Service, event
 
@@ -17,6 +19,7 @@ def setup_company(fake: FakeProcore, projects: int = 2, rfis: int = 120) -> int:
 
 
 def install(service: Service, cid: int) -> dict[str, object]:
+    service.wait_installed(cid)
     assert service.callback(event("created", cid)).status_code == 202
     return service.wait_first_run(cid, timeout=60)
 
@@ -60,14 +63,14 @@ def test_small_rate_budget_is_paced_without_429(
     env_for: Callable[..., dict[str, str]],
     start: Callable[[dict[str, str]], Service],
 ) -> None:
-    cid = setup_company(fake, projects=3, rfis=210)
+    cid = setup_company(fake, projects=2, rfis=210)
     fake.rate_limit, fake.rate_window = 6, 2.0
     service = start(env_for(CONNECTOR_STREAMS="projects,rfis"))
     run = install(service, cid)
     assert run["status"] == "succeeded", run
     assert 429 not in fake.statuses(), "the client overspent the advertised budget"
     dest = Destination(f"sqlite:///{service.log_path.parent / 'dest.db'}")
-    assert len(dest.rows("rfis", cid)) == 630
+    assert len(dest.rows("rfis", cid)) == 420
 
 
 def test_injected_429_and_503_are_waited_out(
@@ -114,16 +117,28 @@ def test_disconnected_company_becomes_uninstalled_and_is_left_alone(
     assert len(dest.rows("rfis", cid)) == 5  # data kept
 
 
-def test_discovery_installs_listed_companies(
+@pytest.mark.xfail(
+    strict=True,
+    reason="SQLite destination: two runs creating the same new table race and one fails with "
+    "OperationalError 'table ... already exists' (app/destinations/sql.py ensure_table catches "
+    "only IntegrityError/ProgrammingError)",
+)
+def test_discovery_installs_listed_companies_and_syncs_them_concurrently(
     fake: FakeProcore,
     env_for: Callable[..., dict[str, str]],
     start: Callable[[dict[str, str]], Service],
 ) -> None:
-    first = setup_company(fake, projects=1, rfis=3)
-    second = setup_company(fake, projects=1, rfis=2)
-    service = start(env_for(CONNECTOR_STREAMS="projects,rfis"))
-    for cid in (first, second):
-        assert service.wait_first_run(cid)["status"] == "succeeded"
+    cids = [setup_company(fake, projects=1, rfis=3) for _ in range(4)]
+    for cid in cids:  # every new table is one more chance for the creation race
+        fake.add_records("users", cid, None, 2)
+        fake.add_records("vendors", cid, None, 2)
+        for stream in ("submittals", "cost_codes", "documents", "checklists"):
+            fake.add_records(stream, cid, fake.companies[cid].projects[0], 2)
+    streams = "projects,users,vendors,rfis,submittals,cost_codes,documents,checklists"
+    service = start(env_for(CONNECTOR_STREAMS=streams))
+    service.wait_installed(*cids)
+    results = [service.wait_first_run(cid) for cid in cids]
+    for cid in cids:
         assert service.admin.get(f"/admin/v1/installations/{cid}").json()["status"] == "active"
-    companies_calls = [c for c in fake.log if c.path == "/rest/v1.0/companies"]
-    assert companies_calls
+    assert any(c.path == "/rest/v1.0/companies" for c in fake.log)
+    assert [r["status"] for r in results] == ["succeeded"] * 4, [r["error"] for r in results]

@@ -81,6 +81,7 @@ def test_install_full_then_incremental_then_deletes(
     service = start(env)
     dest = Destination(env["CONNECTOR_DESTINATION_URL"])
 
+    service.wait_installed(cid)
     answer = service.callback(event("created", cid))
     assert answer.status_code == 202, answer.text
     assert answer.json()["company_id"] == cid and answer.json()["status"] == "active"
