@@ -25,9 +25,17 @@ DATE_WINDOW_DAYS = 30
 
 
 def updated_at_filter(start: datetime, end: datetime) -> str:
-    """Procore's `filters[updated_at]` range in ISO 8601 UTC."""
+    """Procore's `filters[updated_at]` range in ISO 8601 UTC, whole seconds.
+
+    The start is rounded down and the end up: Procore's timestamps carry fractions of a second,
+    so cutting the end down to its second would miss a record changed earlier in that same
+    second until the next run (reading a record twice is harmless, upserts are idempotent).
+    """
     fmt = "%Y-%m-%dT%H:%M:%SZ"
-    return f"{start.astimezone(UTC).strftime(fmt)}...{end.astimezone(UTC).strftime(fmt)}"
+    end = end.astimezone(UTC)
+    if end.microsecond:
+        end = end.replace(microsecond=0) + timedelta(seconds=1)
+    return f"{start.astimezone(UTC).strftime(fmt)}...{end.strftime(fmt)}"
 
 
 class UnitSync:
