@@ -243,6 +243,8 @@ async def get_sync(run_id: RunId, session: SessionDep) -> SyncRunView:
     response_model=SyncRunView,
     responses={404: r.NOT_FOUND, 409: r.CONFLICT},
 )
-async def cancel_sync(run_id: RunId, session: SessionDep) -> SyncRunView:
+async def cancel_sync(run_id: RunId, session: SessionDep, rt: RuntimeDep) -> SyncRunView:
     """Stops a queued or running run (a running one stops at its next page)."""
-    return SyncRunView.of(await queue.cancel(session, run_id))
+    run = await queue.cancel(session, run_id)
+    rt.cancel_local_runs(run_id=run_id)
+    return SyncRunView.of(run)

@@ -44,6 +44,7 @@ async def uninstall_company(rt: Runtime, company_id: int, *, purge: bool) -> Uni
         if purge:
             purging.sql_target(destination)  # refuse before changing anything
         await service.uninstall(session, company_id, reason=service.REASON_ADMIN)
+    rt.cancel_local_runs(company_id=company_id)
     rt.wake_scheduler()
     deleted: dict[str, int] = {}
     if purge:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import httpx
@@ -35,6 +36,24 @@ class Runtime:
     wake_event: asyncio.Event = field(default_factory=asyncio.Event)
     last_tick_at: float | None = None
     scheduler_expected: bool = False
+    local_runs: dict[str, tuple[int, Callable[[], None]]] = field(default_factory=dict)
+
+    def register_local_run(self, run_id: str, company_id: int, cancel: Callable[[], None]) -> None:
+        """Lets a cancel in this process reach a run it executes at once (not at a heartbeat)."""
+        self.local_runs[run_id] = (company_id, cancel)
+
+    def forget_local_run(self, run_id: str) -> None:
+        """The run ended here."""
+        self.local_runs.pop(run_id, None)
+
+    def cancel_local_runs(
+        self, *, run_id: str | None = None, company_id: int | None = None
+    ) -> None:
+        """Asks runs executing in this process to stop at their next page (other processes
+        learn of the cancel at their next heartbeat)."""
+        for key, (company, cancel) in list(self.local_runs.items()):
+            if key == run_id or (company_id is not None and company == company_id):
+                cancel()
 
     def wake_scheduler(self) -> None:
         """Tells the worker loop that there may be work now (a run was queued or finished)."""

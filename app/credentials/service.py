@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.database import unit_of_work
@@ -19,7 +20,15 @@ async def put_secret(
     row = await repository.get(session, company_id, kind)
     if row is None:
         row = StoredSecret(company_id=company_id, kind=kind)
-        session.add(row)
+        row.key_id, row.nonce, row.ciphertext = sealed.key_id, sealed.nonce, sealed.ciphertext
+        try:
+            async with session.begin_nested():
+                session.add(row)
+                await session.flush()
+            return
+        except IntegrityError:  # a concurrent request stored it first: replace its value
+            row = await repository.get(session, company_id, kind)
+            assert row is not None
     row.key_id, row.nonce, row.ciphertext = sealed.key_id, sealed.nonce, sealed.ciphertext
     await session.flush()
 

@@ -27,7 +27,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import DBAPIError, IntegrityError, ProgrammingError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, ProgrammingError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.schema import CreateSchema
 
@@ -175,7 +175,7 @@ class SQLDestination(Destination):
             try:
                 async with engine.begin() as conn:
                     await conn.run_sync(self._create_or_check, table)
-            except (IntegrityError, ProgrammingError):
+            except (IntegrityError, OperationalError, ProgrammingError):
                 # Another process created the same table between our check and our CREATE.
                 async with engine.begin() as conn:
                     await conn.run_sync(self._create_or_check, table)

@@ -75,14 +75,21 @@ async def installation_callback(request: Request, rt: RuntimeDep) -> CallbackAns
         if answer is not None:
             return answer
     event = callbacks.parse_event(body)
-    try:
-        async with rt.sessions() as session, session.begin():
-            answer = await callbacks.apply_event(session, rt, webhook_id, event)
-    except IntegrityError:
-        async with rt.sessions() as session:
-            replay = await callbacks.replayed_answer(session, webhook_id)
-        if replay is None:
-            raise
-        return replay
+    for attempt in (1, 2):
+        try:
+            async with rt.sessions() as session, session.begin():
+                answer = await callbacks.apply_event(session, rt, webhook_id, event)
+            break
+        except IntegrityError:
+            # A concurrent request won a race: the same webhook-id (answer as it was answered),
+            # or the same company (apply again, now as an update of what it created).
+            async with rt.sessions() as session:
+                replay = await callbacks.replayed_answer(session, webhook_id)
+            if replay is not None:
+                return replay
+            if attempt == 2:
+                raise
+    if event.type == "installation.deleted":
+        rt.cancel_local_runs(company_id=event.data.company_id)
     rt.wake_scheduler()
     return answer

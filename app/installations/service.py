@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Literal
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.database import utcnow
@@ -52,29 +54,15 @@ async def install(
     Returns the installation and whether it was (re)installed by this call.
     """
     inst = await repository.get(session, company_id, for_update=True)
-    fresh = inst is None or inst.status == InstallationStatus.uninstalled
     now = utcnow()
     if inst is None:
-        inst = Installation(
-            company_id=company_id,
-            schedule=rt.settings.schedule,
-            streams=rt.settings.streams,
-            missing_projects=[],
-            health={},
-            paused=False,
-            source=source,
-            environment=environment,
-            created_at=now,
-        )
-        session.add(inst)
-        await session.flush()
-        await secrets.put_secret(
-            session,
-            rt.keyring,
-            company_id,
-            SecretKind.destination_url,
-            rt.settings.destination_url.get_secret_value(),
-        )
+        inst = await _create(session, rt, company_id, source, environment, now)
+        fresh = inst is not None
+        if inst is None:  # another request created it meanwhile: carry on as an update
+            inst = await repository.get(session, company_id, for_update=True)
+            assert inst is not None
+    else:
+        fresh = inst.status == InstallationStatus.uninstalled
     inst.company_name = company_name or inst.company_name
     inst.environment = environment
     if fresh:
@@ -112,6 +100,42 @@ async def install(
         await queue.enqueue(session, company_id, trigger="install", full_refresh=True)
     await session.flush()
     return inst, fresh
+
+
+async def _create(
+    session: AsyncSession,
+    rt: Runtime,
+    company_id: int,
+    source: str,
+    environment: str,
+    now: datetime,
+) -> Installation | None:
+    """Inserts a new installation with the defaults; None if a concurrent request won the race."""
+    inst = Installation(
+        company_id=company_id,
+        schedule=rt.settings.schedule,
+        streams=rt.settings.streams,
+        missing_projects=[],
+        health={},
+        paused=False,
+        source=source,
+        environment=environment,
+        created_at=now,
+    )
+    try:
+        async with session.begin_nested():
+            session.add(inst)
+            await session.flush()
+    except IntegrityError:
+        return None
+    await secrets.put_secret(
+        session,
+        rt.keyring,
+        company_id,
+        SecretKind.destination_url,
+        rt.settings.destination_url.get_secret_value(),
+    )
+    return inst
 
 
 async def uninstall(session: AsyncSession, company_id: int, *, reason: str) -> Installation | None:

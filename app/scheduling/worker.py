@@ -139,6 +139,9 @@ class Worker:
         SYNC_RUNS_RUNNING.inc()
         status, error = RunStatus.failed, None
         beat = asyncio.create_task(self._heartbeat(active), name=f"heartbeat-{run.id}")
+        self.rt.register_local_run(
+            run.id, run.company_id, functools.partial(active.request_stop, StopReason.cancel)
+        )
         try:
             try:
                 active.ctx = await engine.prepare(self.rt, run, active.stop)
@@ -170,6 +173,7 @@ class Worker:
                     await beat
             return await self._conclude(active, status, error)
         finally:
+            self.rt.forget_local_run(run.id)
             SYNC_RUNS_RUNNING.dec()
             structlog.contextvars.unbind_contextvars("run_id", "company_id")
 

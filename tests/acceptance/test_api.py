@@ -86,12 +86,6 @@ class TestCallbacks:
             assert field in json.dumps(error), error
         assert_error(service.callback(b"{not json"), 400)
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="concurrent installs of one new company race: IntegrityError on "
-        "installations.company_id becomes a 500 (app/installations/service.py install, "
-        "app/installations/router.py)",
-    )
     def test_concurrent_created_callbacks_for_one_company_all_succeed(
         self, service: Service
     ) -> None:

@@ -5,8 +5,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-import pytest
-
 from tests.acceptance.fake_procore import FakeProcore
 from tests.acceptance.harness import Destination, Service, event
 
@@ -117,12 +115,6 @@ def test_disconnected_company_becomes_uninstalled_and_is_left_alone(
     assert len(dest.rows("rfis", cid)) == 5  # data kept
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="SQLite destination: two runs creating the same new table race and one fails with "
-    "OperationalError 'table ... already exists' (app/destinations/sql.py ensure_table catches "
-    "only IntegrityError/ProgrammingError)",
-)
 def test_discovery_installs_listed_companies_and_syncs_them_concurrently(
     fake: FakeProcore,
     env_for: Callable[..., dict[str, str]],
