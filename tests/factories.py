@@ -132,6 +132,18 @@ def sync_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
+def execute(url: str, sql: str, **params: Any) -> None:
+    """Runs one write statement on a service or destination database."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(sync_url(url))
+    try:
+        with engine.begin() as conn:
+            conn.execute(text(sql), params)
+    finally:
+        engine.dispose()
+
+
 def query_rows(url: str, sql: str, **params: Any) -> list[tuple[Any, ...]]:
     """Runs one read query on a service or destination database."""
     from sqlalchemy import create_engine, text

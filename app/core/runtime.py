@@ -91,6 +91,7 @@ def build_runtime(settings: Settings) -> Runtime:
         login_url=settings.login_url,
         per_page=settings.per_page,
         health=health,
+        max_retry_seconds=settings.procore_max_wait_seconds,
     )
     return Runtime(
         settings=settings,

@@ -109,6 +109,9 @@ class Settings(BaseSettings):
     # Operational knobs beyond the SPEC's table; all have production defaults.
     mode: Literal["production", "demo", "test"] = "production"
     per_page: int = Field(default=1000, ge=1, le=10_000)
+    # Longest the client waits in place for a rate-limit reset or retries; beyond it a run pauses
+    # (checkpoints kept) and resumes from the queue after the reset.
+    procore_max_wait_seconds: float = Field(default=300, ge=1, le=3600)
     discovery_interval_seconds: int = Field(default=900, ge=0)
     scheduler_tick_seconds: float = Field(default=5.0, gt=0)
     worker_concurrency: int = Field(default=4, ge=1, le=256)

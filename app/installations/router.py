@@ -71,10 +71,11 @@ async def installation_callback(request: Request, rt: RuntimeDep) -> CallbackAns
     headers = {key.lower(): value for key, value in request.headers.items()}
     webhook_id = callbacks.check_signature(rt, headers, body)
     async with rt.sessions() as session, session.begin():
-        answer = await callbacks.replayed_answer(session, webhook_id)
-        if answer is not None:
-            return answer
+        replay = await callbacks.replayed_answer(session, webhook_id)
+        if replay is not None:
+            return replay
     event = callbacks.parse_event(body)
+    answer: CallbackAnswer | None = None
     for attempt in (1, 2):
         try:
             async with rt.sessions() as session, session.begin():
@@ -89,6 +90,7 @@ async def installation_callback(request: Request, rt: RuntimeDep) -> CallbackAns
                 return replay
             if attempt == 2:
                 raise
+    assert answer is not None
     if event.type == "installation.deleted":
         rt.cancel_local_runs(company_id=event.data.company_id)
     rt.wake_scheduler()

@@ -105,7 +105,8 @@ async def longest_wait_seconds(session: AsyncSession) -> float:
 
 def _claimable(now: datetime) -> Any:
     return or_(
-        SyncRun.status == RunStatus.queued,
+        (SyncRun.status == RunStatus.queued)
+        & (SyncRun.not_before.is_(None) | (SyncRun.not_before <= now)),
         (SyncRun.status == RunStatus.running) & (SyncRun.lease_expires_at < now),
     )
 
@@ -255,7 +256,14 @@ async def cancel_for_company(session: AsyncSession, company_id: int, reason: str
     await session.flush()
 
 
-async def release(session: AsyncSession, run_id: str, owner: str, *, to_back: bool = False) -> bool:
+async def release(
+    session: AsyncSession,
+    run_id: str,
+    owner: str,
+    *,
+    to_back: bool = False,
+    not_before: datetime | None = None,
+) -> bool:
     """Gives a running run back to the queue; the next claimer resumes it from its checkpoints.
 
     A clean hand-over (shutdown, taking turns) does not count as an attempt. `to_back`
@@ -267,6 +275,7 @@ async def release(session: AsyncSession, run_id: str, owner: str, *, to_back: bo
         "lease_owner": None,
         "lease_expires_at": None,
         "attempts": SyncRun.attempts - 1,
+        "not_before": not_before,
     }
     if to_back:
         values["queued_at"] = utcnow()

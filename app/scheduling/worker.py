@@ -7,12 +7,13 @@ import contextlib
 import functools
 import time
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 import structlog
 from sqlalchemy.exc import DBAPIError
 
-from app.core.database import unit_of_work
+from app.core.database import unit_of_work, utcnow
 from app.core.logging import get_logger
 from app.core.metrics import (
     SYNC_RECORDS,
@@ -25,7 +26,7 @@ from app.core.metrics import (
 from app.core.runtime import Runtime
 from app.installations import service as installations
 from app.installations.models import InstallationStatus
-from app.procore import AppNotConnectedError, InvalidClientError
+from app.procore import AppNotConnectedError, InvalidClientError, ProcoreRateLimitError
 from app.scheduling import queue
 from app.scheduling.queue import Lease
 from app.sync import engine
@@ -43,6 +44,7 @@ class StopReason(StrEnum):
     take_turns = "take_turns"  # ran its slice while others wait: back of the queue
     lease_lost = "lease_lost"  # another worker may own it now: write nothing more
     database_lost = "database_lost"  # the service database went away: resume when it is back
+    rate_limited = "rate_limited"  # Procore's window is spent: resume after it resets
 
 
 @dataclass
@@ -56,6 +58,7 @@ class ActiveRun:
     ctx: RunContext | None = None
     task: asyncio.Task[RunStatus] | None = None
     records_counted: bool = False
+    resume_at: datetime | None = None
 
     def request_stop(self, reason: StopReason) -> None:
         """Asks the run to stop at its next page; the first reason wins."""
@@ -160,6 +163,12 @@ class Worker:
                 # The shutdown grace ran out mid-page: hand the run back so it resumes elsewhere.
                 await asyncio.shield(self._release(active, to_back=False))
                 raise
+            except ProcoreRateLimitError as exc:
+                # A spent window (usually the hourly one): pause, keep checkpoints, come back.
+                wait = max(exc.retry_after or 60.0, 1.0)
+                active.resume_at = utcnow() + timedelta(seconds=wait)
+                active.request_stop(StopReason.rate_limited)
+                log.warning("Procore rate limit spent; the run pauses", resume_in_seconds=wait)
             except DBAPIError as exc:
                 # Not the run's fault: it resumes from its checkpoints once the database is back.
                 log.warning("service database lost during the sync", error=type(exc).__name__)
@@ -185,6 +194,10 @@ class Worker:
             log.warning("sync stopped: its lease was lost; the run is left to its new owner")
             self._count_records(active)
             return RunStatus.running
+        if interrupted and reason == StopReason.rate_limited:
+            if await self._release(active, to_back=False, not_before=active.resume_at):
+                return RunStatus.queued
+            status, error = RunStatus.cancelled, "cancelled; checkpoints kept"
         if interrupted and reason == StopReason.database_lost:
             with contextlib.suppress(DBAPIError, OSError):
                 await self._release(active, to_back=False)
@@ -278,13 +291,15 @@ class Worker:
         """Whether `active` has run longest here (only that one takes turns at a time)."""
         return min(self.running.values(), key=lambda other: other.started) is active
 
-    async def _release(self, active: ActiveRun, *, to_back: bool) -> bool:
+    async def _release(
+        self, active: ActiveRun, *, to_back: bool, not_before: datetime | None = None
+    ) -> bool:
         self._count_records(active)
         async with unit_of_work(self.rt.sessions) as session:
             if active.ctx is not None:
                 await queue.save_stats(session, active.run.id, active.ctx.snapshot())
             released = await queue.release(
-                session, active.run.id, self.rt.worker_id, to_back=to_back
+                session, active.run.id, self.rt.worker_id, to_back=to_back, not_before=not_before
             )
         if released:
             SYNC_RUNS_RELEASED.inc()

@@ -16,7 +16,13 @@ from app.credentials.models import SecretKind
 from app.destinations import Destination, create_destination
 from app.installations import service as installations
 from app.installations.models import InstallationStatus
-from app.procore import AppNotConnectedError, InvalidClientError, ProcoreError, RequestStats
+from app.procore import (
+    AppNotConnectedError,
+    InvalidClientError,
+    ProcoreError,
+    ProcoreRateLimitError,
+    RequestStats,
+)
 from app.sync import deletes
 from app.sync import state as state_repo
 from app.sync.catalog import STREAMS, Scope, parse_stream_selection
@@ -106,6 +112,9 @@ async def sync_stream(ctx: RunContext, name: str) -> str | None:
     for error in errors:
         if isinstance(error, DBAPIError):
             stats.stop("interrupted", "the service database was lost")
+            raise error
+        if isinstance(error, ProcoreRateLimitError):
+            stats.stop("paused", "Procore rate limit spent; the run resumes after the reset")
             raise error
         if isinstance(error, RunCancelled | AppNotConnectedError | InvalidClientError):
             stats.stop("cancelled" if isinstance(error, RunCancelled) else "failed", str(error))

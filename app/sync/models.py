@@ -55,6 +55,8 @@ class SyncRun(Base):
     lease_expires_at: Mapped[datetime | None]
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    # A run paused by a spent Procore rate-limit window is not claimed before this time.
+    not_before: Mapped[datetime | None]
     error: Mapped[str | None] = mapped_column(Text)
     stats: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 

@@ -56,6 +56,7 @@ class SyncRunView(BaseModel):
     duration_seconds: float | None
     attempts: int
     cancel_requested: bool
+    not_before: datetime | None = None
     error: str | None
     requests: int
     records: int
@@ -81,6 +82,7 @@ class SyncRunView(BaseModel):
             duration_seconds=duration,
             attempts=run.attempts,
             cancel_requested=run.cancel_requested,
+            not_before=run.not_before,
             error=run.error,
             requests=int(stats.get("requests", 0)),
             records=int(stats.get("records", 0)),
