@@ -81,6 +81,7 @@ async def install(
             inst.status, inst.credentials_error = InstallationStatus.active, None
         await rt.procore.invalidate_token(ProcoreCredentials(client_id, client_secret))
     if fresh:
+        # A new installation (or one whose data was purged) starts at the default destination.
         if (
             await secrets.get_secret(session, rt.keyring, company_id, SecretKind.destination_url)
             is None
@@ -128,13 +129,6 @@ async def _create(
             await session.flush()
     except IntegrityError:
         return None
-    await secrets.put_secret(
-        session,
-        rt.keyring,
-        company_id,
-        SecretKind.destination_url,
-        rt.settings.destination_url.get_secret_value(),
-    )
     return inst
 
 
