@@ -135,7 +135,7 @@ def run_demo(*, keep_running: bool = False) -> int:
 def _first_run(client: httpx.Client, company_id: int) -> str:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        runs = client.get("/admin/v1/syncs", params={"company_id": company_id}).json()["items"]
+        runs = client.get("/admin/v1/syncs", params={"company_id": company_id}).json()
         if runs:
             return str(runs[-1]["run_id"])
         time.sleep(0.1)

@@ -105,8 +105,8 @@ class RunningService:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             items = self.admin.get("/admin/v1/syncs", params={"company_id": company_id}).json()
-            if items["items"]:
-                return str(items["items"][0]["run_id"])
+            if items:
+                return str(items[0]["run_id"])
             time.sleep(0.05)
         raise AssertionError(f"no run for company {company_id}")
 

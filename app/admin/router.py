@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Annotated
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Response, status
 
@@ -24,7 +25,7 @@ from app.installations.schemas import (
 )
 from app.scheduling import queue
 from app.sync.models import RunStatus
-from app.sync.schemas import SyncQueued, SyncRequest, SyncRunList, SyncRunView
+from app.sync.schemas import SyncQueued, SyncRequest, SyncRunView
 
 router = APIRouter(
     prefix="/admin/v1",
@@ -207,17 +208,21 @@ async def queue_sync(
     return SyncQueued(run_id=run.id, status=run.status)
 
 
-@router.get("/syncs", response_model=SyncRunList)
+@router.get("/syncs", response_model=list[SyncRunView])
 async def list_syncs(
     session: SessionDep,
+    response: Response,
     company_id: Annotated[int | None, Query(gt=0, lt=2**63)] = None,
     status_filter: Annotated[RunStatus | None, Query(alias="status")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     before: Annotated[
-        datetime | None, Query(description="the `next_before` of the previous page")
+        datetime | None, Query(description="only runs queued before this time (paging)")
     ] = None,
-) -> SyncRunList:
-    """Run history, newest first; page on with `before=<next_before>`."""
+) -> list[SyncRunView]:
+    """Run history, newest first.
+
+    A full page carries `Link: <...?before=TIME&limit=N>; rel="next"` to the older runs.
+    """
     if before is not None:
         try:  # a time without a zone is taken as UTC
             before = before.replace(tzinfo=UTC) if before.tzinfo is None else before.astimezone(UTC)
@@ -226,9 +231,14 @@ async def list_syncs(
     runs = await queue.history(
         session, company_id=company_id, status=status_filter, limit=limit, before=before
     )
-    items = [SyncRunView.of(run) for run in runs]
-    next_before = runs[-1].queued_at if len(runs) == limit else None
-    return SyncRunList(items=items, next_before=next_before)
+    if len(runs) == limit:
+        query: dict[str, str | int] = {"before": runs[-1].queued_at.isoformat(), "limit": limit}
+        if company_id is not None:
+            query["company_id"] = company_id
+        if status_filter is not None:
+            query["status"] = status_filter.value
+        response.headers["Link"] = f'</admin/v1/syncs?{urlencode(query)}>; rel="next"'
+    return [SyncRunView.of(run) for run in runs]
 
 
 @router.get("/syncs/{run_id}", response_model=SyncRunView, responses={404: r.NOT_FOUND})

@@ -26,9 +26,10 @@ class SyncQueued(BaseModel):
 
 
 class StreamRunStats(BaseModel):
-    """Per-stream figures of one run."""
+    """Per-stream figures of one run (`records` is `records_written`, for short)."""
 
     status: str
+    records: int = 0
     records_read: int = 0
     records_written: int = 0
     records_deleted: int = 0
@@ -87,15 +88,10 @@ class SyncRunView(BaseModel):
             requests=int(stats.get("requests", 0)),
             records=int(stats.get("records", 0)),
             streams={
-                name: StreamRunStats.model_validate(value)
+                name: StreamRunStats.model_validate(
+                    {**value, "records": value.get("records_written", 0)}
+                )
                 for name, value in (stats.get("streams") or {}).items()
             },
             missing_projects=list(stats.get("missing_projects") or []),
         )
-
-
-class SyncRunList(BaseModel):
-    """A page of run history, newest first."""
-
-    items: list[SyncRunView]
-    next_before: datetime | None

@@ -158,7 +158,7 @@ class Service:
         answer = self.admin.get("/admin/v1/syncs", params=params)
         assert answer.status_code == 200, answer.text
         body = answer.json()
-        return body["items"] if isinstance(body, dict) else body
+        return body
 
     def wait_run(self, run_id: str, timeout: float = 40) -> dict[str, Any]:
         deadline = time.monotonic() + timeout

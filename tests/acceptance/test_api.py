@@ -230,7 +230,7 @@ class TestAdmin:
         assert service.callback(event("created", cid)).status_code == 202
         assert service.wait_first_run(cid)["status"] == "succeeded"
         listing = service.admin.get("/admin/v1/installations").json()
-        items = listing if isinstance(listing, list) else listing["items"]
+        items = listing
         mine = next(i for i in items if i["company_id"] == cid)
         assert mine["company_name"] == "Acme Builders" and mine["status"] == "active"
         for key in ("schedule", "streams", "destination", "last_run"):

@@ -83,7 +83,7 @@ class TestInstallationCreated:
         inst = service.admin.get(f"/admin/v1/installations/{company_id}").json()
         assert (inst["company_name"], inst["environment"]) == ("New Name", "sandbox")
         runs = service.admin.get("/admin/v1/syncs", params={"company_id": company_id}).json()
-        assert [run["run_id"] for run in runs["items"]] == [first_run["run_id"]]
+        assert [run["run_id"] for run in runs] == [first_run["run_id"]]
 
     def test_updated_replaces_credentials(
         self, service: RunningService, sim: SimulatorServer
@@ -114,7 +114,7 @@ class TestReplay:
         seen = query_rows(service.settings.database_url, "SELECT event_type FROM callback_events")
         assert seen == [("installation.created",)]
         runs = service.admin.get("/admin/v1/syncs", params={"company_id": company_id}).json()
-        assert len(runs["items"]) == 1
+        assert len(runs) == 1
 
 
 class TestInstallationDeleted:

@@ -128,7 +128,7 @@ class TestResumeAfterKill:
             admin = httpx.Client(
                 base_url=second.url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}
             )
-            runs = admin.get("/admin/v1/syncs", params={"company_id": company_id}).json()["items"]
+            runs = admin.get("/admin/v1/syncs", params={"company_id": company_id}).json()
             assert len(runs) == 1
             run_id = runs[0]["run_id"]
             deadline = time.monotonic() + 60
@@ -188,14 +188,14 @@ class TestDatabaseLoss:
             deadline = time.monotonic() + 90
             while True:
                 runs = admin.get("/admin/v1/syncs", params={"company_id": company_id}).json()
-                if runs["items"] and runs["items"][0]["status"] not in ("running", "queued"):
+                if runs and runs[0]["status"] not in ("running", "queued"):
                     break
                 assert time.monotonic() < deadline, "the run did not finish after the outage"
                 time.sleep(0.3)
         finally:
             service.stop()
-        assert len(runs["items"]) == 1
-        run = runs["items"][0]
+        assert len(runs) == 1
+        run = runs[0]
         assert run["status"] == "succeeded", run["error"]
         assert run["attempts"] >= 2
         expected = {
