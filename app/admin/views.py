@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.runtime import Runtime
@@ -16,6 +18,7 @@ from app.installations.schemas import (
     InstallationView,
     RunSummary,
     StreamStateView,
+    StreamSummary,
 )
 from app.sync import state as state_repo
 from app.sync.catalog import parse_stream_selection
@@ -96,4 +99,19 @@ async def installation_detail(
         )
         for row in rows
     ]
-    return InstallationDetail(**view.model_dump(), stream_states=states)
+    by_stream: dict[str, list[StreamStateView]] = defaultdict(list)
+    for state in states:
+        by_stream[state.stream].append(state)
+    summary: dict[str, StreamSummary] = {}
+    for stream, units in by_stream.items():
+        cursors = [s.cursor for s in units]
+        successes = [s.last_success_at for s in units]
+        summary[stream] = StreamSummary(
+            cursor=None if None in cursors else min(c for c in cursors if c is not None),
+            last_success_at=(
+                None if None in successes else min(t for t in successes if t is not None)
+            ),
+            records=sum(s.records for s in units),
+            projects=sum(1 for s in units if s.project_id is not None),
+        )
+    return InstallationDetail(**view.model_dump(), stream_state=summary, stream_states=states)

@@ -122,9 +122,19 @@ class StreamStateView(BaseModel):
     checkpoint: dict[str, Any] | None
 
 
-class InstallationDetail(InstallationView):
-    """One installation with its per-stream state."""
+class StreamSummary(BaseModel):
+    """One stream over all its projects: the oldest cursor and success, the records written."""
 
+    cursor: datetime | None
+    last_success_at: datetime | None
+    records: int
+    projects: int
+
+
+class InstallationDetail(InstallationView):
+    """One installation with its per-stream state: summed per stream, and per project."""
+
+    stream_state: dict[str, StreamSummary]
     stream_states: list[StreamStateView]
 
 

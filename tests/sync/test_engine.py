@@ -196,3 +196,23 @@ class TestManyInstallations:
                 for r in sim.state.records("rfis", company_id, p)
             }
             assert set(rows(destination_url, "rfis", company_id)) == expected
+
+
+class TestInstallationState:
+    @pytest.fixture
+    def service_overrides(self) -> dict[str, Any]:
+        return {"streams": "projects,rfis"}
+
+    def test_detail_shows_cursor_last_success_and_records_per_stream(
+        self, service: RunningService, sim: SimulatorServer
+    ) -> None:
+        company_id = sim.state.company_ids()[0]
+        run = service.install_and_sync(company_id)
+        detail = service.admin.get(f"/admin/v1/installations/{company_id}").json()
+        rfis = detail["stream_state"]["rfis"]
+        assert rfis["records"] == run["streams"]["rfis"]["records_written"] > 0
+        assert rfis["projects"] == len(sim.state.project_ids(company_id))
+        assert rfis["cursor"] is not None and rfis["last_success_at"] is not None
+        per_project = [s for s in detail["stream_states"] if s["stream"] == "rfis"]
+        assert sum(s["records"] for s in per_project) == rfis["records"]
+        assert detail["last_run"]["run_id"] == run["run_id"]
