@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,6 +30,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, Program
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.schema import CreateSchema
 
+from app.core import json_codec
 from app.destinations.base import Destination, DestinationError
 from app.destinations.records import (
     DestinationRecord,
@@ -47,10 +47,6 @@ CONTRACT_COLUMNS = frozenset(
 MAX_IDENTIFIER_LENGTH = 63  # PostgreSQL truncates longer names silently; refuse them instead.
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 _UPDATED_ON_CONFLICT = ("project_id", "updated_at", "deleted_at", "synced_at", "data")
-
-
-def _compact_json(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
 def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -105,12 +101,12 @@ class SQLDestination(Destination):
             await asyncio.to_thread(_make_parent_directory, url.database)
             engine = create_async_engine(
                 url,
-                json_serializer=_compact_json,
+                json_serializer=json_codec.dumps,
                 connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
             )
             event.listen(engine.sync_engine, "connect", _sqlite_on_connect)
         else:
-            engine = create_async_engine(url, json_serializer=_compact_json, pool_pre_ping=True)
+            engine = create_async_engine(url, json_serializer=json_codec.dumps, pool_pre_ping=True)
         try:
             async with engine.begin() as conn:
                 await conn.execute(text("SELECT 1"))

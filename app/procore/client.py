@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 import httpx
 
+from app.core import json_codec
 from app.procore.connection import USER_AGENT
 from app.procore.credentials import ProcoreCredentials, RequestStats
 from app.procore.errors import (
@@ -323,7 +323,7 @@ class ProcoreClient:
         if not response.content:
             return None
         try:
-            return json.loads(response.content)
+            return json_codec.loads(response.content)
         except (ValueError, UnicodeDecodeError):
             raise ProcoreError(
                 "Procore answered with a body that is not JSON",
