@@ -9,7 +9,7 @@ from app.core import json_codec
 
 class TestJsonCodec:
     def test_round_trip_keeps_order_unicode_and_large_ids(self) -> None:
-        record = {"z": 1, "a": "Bâtiment – 東京", "id": 2**62 + 7, "nested": {"x": [1.5, None]}}
+        record = {"z": 1, "a": "Bâtiment 東京", "id": 2**62 + 7, "nested": {"x": [1.5, None]}}
         text = json_codec.dumps(record)
         assert list(json.loads(text)) == ["z", "a", "id", "nested"]
         assert json_codec.loads(text) == record and "東京" in text
