@@ -1,4 +1,4 @@
-"""Admin uninstall: the lifecycle's uninstall, then (optionally) a purge of the synced rows."""
+"""Admin uninstall: the lifecycle's uninstall, then (optionally) a purge of the synced data."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from app.core.errors import Conflict
 from app.core.logging import get_logger
 from app.core.runtime import Runtime
 from app.credentials import service as secrets
-from app.installations import purge as purging
+from app.credentials.models import SecretKind
+from app.destinations import create_destination
 from app.installations import service
 from app.installations.models import InstallationStatus
 from app.installations.schemas import UninstallAnswer
@@ -40,16 +41,24 @@ async def uninstall_company(rt: Runtime, company_id: int, *, purge: bool) -> Uni
     """Uninstalls a company and, with `purge`, deletes its rows and every remaining secret."""
     async with unit_of_work(rt.sessions) as session:
         inst = await service.get_or_404(session, company_id)
-        destination = await service.destination_url_for(session, rt, inst)
-        if purge:
-            purging.sql_target(destination)  # refuse before changing anything
+        destination_url = await service.destination_url_for(session, rt, inst)
+        signing_secret = await secrets.get_secret(
+            session, rt.keyring, company_id, SecretKind.destination_signing_secret
+        )
         await service.uninstall(session, company_id, reason=service.REASON_ADMIN)
     rt.cancel_local_runs(company_id=company_id)
     rt.wake_scheduler()
     deleted: dict[str, int] = {}
     if purge:
         await _wait_until_stopped(rt, company_id)
-        deleted = await purging.purge_company(destination, company_id)
+        destination = create_destination(
+            destination_url, http=rt.http, signing_secret=signing_secret
+        )
+        await destination.open()
+        try:
+            deleted = await destination.purge(company_id)
+        finally:
+            await destination.close()
         async with unit_of_work(rt.sessions) as session:
             await secrets.destroy_secrets(session, company_id)
         log.info("company purged", company_id=company_id, rows=sum(deleted.values()))

@@ -59,6 +59,10 @@ class Destination(abc.ABC):
         """Marks those records deleted and returns how many were marked."""
 
     @abc.abstractmethod
+    async def purge(self, company_id: int) -> dict[str, int]:
+        """Removes everything synced for one company; returns what went, per stream."""
+
+    @abc.abstractmethod
     async def finish_run(self, run_id: str, *, succeeded: bool) -> None:
         """Records the end of a run (a manifest for files; nothing for SQL)."""
 

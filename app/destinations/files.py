@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -270,6 +271,23 @@ class FileDestination(Destination):
         content = json.dumps(manifest, indent=2, ensure_ascii=False).encode("utf-8") + b"\n"
         path = self._root / str(company_id) / RUNS_DIRECTORY / f"{run_id}.json"
         write_atomically(path, content)
+
+    async def purge(self, company_id: int) -> dict[str, int]:
+        """Deletes the company's folder (every stream's files and run manifests)."""
+        return await asyncio.to_thread(self._remove_company, company_id)
+
+    def _remove_company(self, company_id: int) -> dict[str, int]:
+        company_directory = self._root / str(company_id)
+        if not company_directory.is_dir():
+            return {}
+        counts = {
+            stream.name: sum(1 for item in stream.iterdir() if item.is_file())
+            for stream in company_directory.iterdir()
+            if stream.is_dir() and stream.name != RUNS_DIRECTORY
+        }
+        shutil.rmtree(company_directory)
+        _fsync_directory(self._root)
+        return counts
 
     async def finish_run(self, run_id: str, *, succeeded: bool) -> None:
         """Writes <dir>/<company_id>/_runs/<run_id>.json for each company the run wrote to."""

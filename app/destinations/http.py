@@ -63,6 +63,9 @@ def message_id(payload: dict[str, Any]) -> str:
     return "msg_" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:32]
 
 
+PURGE_STREAM = "*"  # a purge concerns every stream of the company
+
+
 class HTTPDestination(Destination):
     """Pushes each batch as one signed JSON POST and waits for a 2xx."""
 
@@ -142,6 +145,11 @@ class HTTPDestination(Destination):
         lines = [tombstone_line(company_id, rid, deleted_at, synced_at) for rid in unique_ids]
         await self._deliver("records.deleted", stream, company_id, run_id, lines)
         return len(unique_ids)
+
+    async def purge(self, company_id: int) -> dict[str, int]:
+        """Asks the receiver to delete everything of the company (a signed `company.purge`)."""
+        await self._deliver("company.purge", PURGE_STREAM, company_id, f"purge-{company_id}", [])
+        return {}
 
     def _backoff(self, attempt: int) -> float:
         ceiling = min(self._backoff_max, self._backoff_base * 2.0 ** (attempt - 1))

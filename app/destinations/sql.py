@@ -23,6 +23,10 @@ from sqlalchemy import (
     text,
     update,
 )
+from sqlalchemy import column as sa_column
+from sqlalchemy import delete as sa_delete
+from sqlalchemy import inspect as sa_inspect
+from sqlalchemy import table as sa_table
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -177,6 +181,27 @@ class SQLDestination(Destination):
                     await conn.run_sync(self._create_or_check, table)
             self._ready[name] = table
             return table
+
+    async def purge(self, company_id: int) -> dict[str, int]:
+        """Deletes the company's rows from every contract table of this destination."""
+        engine = self._engine_or_fail()
+        async with engine.begin() as conn:
+            return await conn.run_sync(self._delete_company, company_id)
+
+    def _delete_company(self, conn: Connection, company_id: int) -> dict[str, int]:
+        schema, prefix = self._target.schema, self._target.table_prefix
+        inspector = sa_inspect(conn)
+        deleted: dict[str, int] = {}
+        for name in sorted(inspector.get_table_names(schema=schema)):
+            columns = {column["name"] for column in inspector.get_columns(name, schema=schema)}
+            # Only tables this destination made (prefix and contract columns); others are
+            # another application's.
+            if not name.startswith(prefix) or not columns >= CONTRACT_COLUMNS:
+                continue
+            table = sa_table(name, sa_column("company_id"), schema=schema)
+            result = conn.execute(sa_delete(table).where(table.c.company_id == company_id))
+            deleted[name[len(prefix) :]] = int(result.rowcount or 0)
+        return deleted
 
     def _timestamp(self, value: datetime | None) -> datetime | None:
         if value is None or self._target.dialect == "postgresql":

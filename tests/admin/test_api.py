@@ -269,16 +269,21 @@ class TestUninstall:
         assert inst["status_reason"] == "uninstalled by an admin"
         assert_error(service.admin.delete("/admin/v1/installations/5"), 404, "not_found")
 
-    def test_purge_refused_for_a_file_destination(
+    def test_purge_removes_a_file_destinations_company_folder(
         self, service: RunningService, sim: SimulatorServer, tmp_path: Path
     ) -> None:
         company_id = company(sim)
-        assert service.callback(install_event(company_id)).status_code == 202
+        service.install_and_sync(company_id)
         url = f"/admin/v1/installations/{company_id}"
-        service.admin.patch(url, json={"destination_url": f"file://{tmp_path}/out", "paused": True})
+        service.admin.patch(url, json={"destination_url": f"file://{tmp_path}/out"})
+        run = service.admin.post(f"{url}/syncs", json={"full_refresh": True}).json()
+        assert service.wait_for_run(run["run_id"])["status"] == "succeeded"
+        folder = tmp_path / "out" / str(company_id)
+        assert any(folder.rglob("*.jsonl"))
         answer = service.admin.delete(url, params={"purge": "true"})
-        assert "SQL destinations only" in assert_error(answer, 409, "conflict")["message"]
-        assert service.admin.get(url).json()["status"] == "active"  # nothing changed
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["purged"] is True and answer.json()["deleted_rows"]["rfis"] > 0
+        assert not folder.exists()
 
 
 class TestOpenAPI:
