@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.schema import CreateSchema
 
 from app.core import json_codec
+from app.core.logging import scrub_text
 from app.destinations.base import Destination, DestinationError
 from app.destinations.records import (
     DestinationRecord,
@@ -185,8 +187,21 @@ class SQLDestination(Destination):
     async def purge(self, company_id: int) -> dict[str, int]:
         """Deletes the company's rows from every contract table of this destination."""
         engine = self._engine_or_fail()
-        async with engine.begin() as conn:
+        async with self._translated("purging a company"), engine.begin() as conn:
             return await conn.run_sync(self._delete_company, company_id)
+
+    @asynccontextmanager
+    async def _translated(self, action: str) -> AsyncIterator[None]:
+        """Turns the database's errors into DestinationError, so a run reports the destination
+        (a missing privilege, a value the column refuses) instead of crashing on them."""
+        try:
+            yield
+        except DBAPIError as error:
+            reason = str(error.orig or error).strip().splitlines()[0][:300]
+            raise DestinationError(
+                f"{self.describe()}: {action} failed: {type(error.orig or error).__name__}: "
+                f"{scrub_text(reason)}"
+            ) from None
 
     def _delete_company(self, conn: Connection, company_id: int) -> dict[str, int]:
         schema, prefix = self._target.schema, self._target.table_prefix
@@ -227,6 +242,12 @@ class SQLDestination(Destination):
     ) -> None:
         """Upserts the batch in one transaction; returns after it committed."""
         check_run_id(run_id)
+        async with self._translated(f"writing {stream}"):
+            await self._write(stream, company_id, records)
+
+    async def _write(
+        self, stream: str, company_id: int, records: Sequence[DestinationRecord]
+    ) -> None:
         table = await self.ensure_table(stream)
         if not records:
             return
@@ -260,6 +281,12 @@ class SQLDestination(Destination):
     ) -> int:
         """Sets deleted_at on rows not already deleted; returns how many rows it marked."""
         check_run_id(run_id)
+        async with self._translated(f"marking {stream} deletes"):
+            return await self._mark_deleted(stream, company_id, ids, deleted_at)
+
+    async def _mark_deleted(
+        self, stream: str, company_id: int, ids: Sequence[int], deleted_at: datetime
+    ) -> int:
         table = await self.ensure_table(stream)
         unique_ids = sorted(set(ids))
         if not unique_ids:

@@ -216,3 +216,25 @@ class TestInstallationState:
         per_project = [s for s in detail["stream_states"] if s["stream"] == "rfis"]
         assert sum(s["records"] for s in per_project) == rfis["records"]
         assert detail["last_run"]["run_id"] == run["run_id"]
+
+
+class TestDestinationErrors:
+    @pytest.fixture
+    def service_overrides(self) -> dict[str, Any]:
+        return {"streams": "projects,rfis"}
+
+    def test_a_destination_refusing_rows_fails_the_stream_once(
+        self, service: RunningService, sim: SimulatorServer, destination_url: str
+    ) -> None:
+        with sqlite3.connect(destination_url.removeprefix("sqlite:///")) as db:
+            db.execute(
+                "CREATE TABLE rfis (company_id BIGINT NOT NULL, id BIGINT NOT NULL, "
+                "project_id BIGINT, updated_at DATETIME, deleted_at DATETIME, synced_at DATETIME,"
+                " data JSON, PRIMARY KEY (company_id, id), CHECK (id < 0))"
+            )
+        company_id = sim.state.company_ids()[0]
+        run = service.install_and_sync(company_id)
+        assert run["status"] == "failed"
+        assert run["attempts"] == 1
+        assert "rfis" in run["error"] and "CHECK constraint failed" in run["error"]
+        assert run["streams"]["projects"]["status"] == "succeeded"
