@@ -36,6 +36,16 @@ async def enqueue(
             session.add(run)
     except IntegrityError:
         existing = await active_run(session, company_id)
+        if (
+            existing is not None
+            and existing.status == RunStatus.queued
+            and existing.cancel_requested
+        ):
+            # A cancel that raced with a hand-back: end that run now and queue the new one.
+            existing.status, existing.finished_at = RunStatus.cancelled, utcnow()
+            existing.error = "cancelled; checkpoints kept"
+            await session.flush()
+            existing = None
         if existing is None:  # it finished in between: try once more
             async with session.begin_nested():
                 session.add(run)
@@ -229,31 +239,37 @@ async def save_stats(session: AsyncSession, run_id: str, stats: dict[str, Any]) 
     )
 
 
+async def _cancel_row(session: AsyncSession, run_id: str, reason: str) -> None:
+    """Conditional updates, so a worker handing the run back at the same moment cannot leave
+    it queued with a cancel nobody acts on: queued → cancelled; running → asked to stop."""
+    await session.execute(
+        update(SyncRun)
+        .where(SyncRun.id == run_id, SyncRun.status == RunStatus.queued)
+        .values(status=RunStatus.cancelled, finished_at=utcnow(), error=reason)
+        .execution_options(synchronize_session=False)
+    )
+    await session.execute(
+        update(SyncRun)
+        .where(SyncRun.id == run_id, SyncRun.status == RunStatus.running)
+        .values(cancel_requested=True)
+        .execution_options(synchronize_session=False)
+    )
+
+
 async def cancel(session: AsyncSession, run_id: str) -> SyncRun:
     """Cancels a queued run at once, or asks a running one to stop at its next page."""
     run = await get(session, run_id)
-    if run.status == RunStatus.queued:
-        run.status = RunStatus.cancelled
-        run.finished_at = utcnow()
-        run.error = "cancelled before it started"
-    elif run.status == RunStatus.running:
-        run.cancel_requested = True
-    else:
+    if run.status not in ACTIVE_STATUSES:
         raise Conflict(f"sync run {run_id} already ended with status {run.status}")
-    await session.flush()
-    return run
+    await _cancel_row(session, run_id, "cancelled before it started")
+    return await session.get(SyncRun, run_id, populate_existing=True) or run
 
 
 async def cancel_for_company(session: AsyncSession, company_id: int, reason: str) -> None:
     """Cancels every queued or running run of a company (uninstall)."""
     run = await active_run(session, company_id)
-    if run is None:
-        return
-    if run.status == RunStatus.queued:
-        run.status, run.finished_at, run.error = RunStatus.cancelled, utcnow(), reason
-    else:
-        run.cancel_requested = True
-    await session.flush()
+    if run is not None:
+        await _cancel_row(session, run.id, reason)
 
 
 async def release(
@@ -311,6 +327,13 @@ async def reap(session: AsyncSession, max_attempts: int) -> int:
         )
         .execution_options(synchronize_session=False)
     )
+    # A queued run whose cancel raced with its hand-back to the queue.
+    handed_back = await session.execute(
+        update(SyncRun)
+        .where(SyncRun.status == RunStatus.queued, SyncRun.cancel_requested.is_(True))
+        .values(status=RunStatus.cancelled, error="cancelled; checkpoints kept", finished_at=now)
+        .execution_options(synchronize_session=False)
+    )
     failed = await session.execute(
         update(SyncRun)
         .where(expired, SyncRun.attempts >= max_attempts)
@@ -322,4 +345,4 @@ async def reap(session: AsyncSession, max_attempts: int) -> int:
         )
         .execution_options(synchronize_session=False)
     )
-    return int(cancelled.rowcount + failed.rowcount)  # type: ignore[attr-defined]
+    return int(cancelled.rowcount + handed_back.rowcount + failed.rowcount)  # type: ignore[attr-defined]

@@ -144,6 +144,19 @@ class TestCancel:
             assert await queue.heartbeat(session, run_id, "w", 30) == Lease.cancel
             assert not await queue.release(session, run_id, "w")  # cancelled runs stay put
 
+    async def test_a_cancel_racing_a_hand_back_never_strands_the_company(self, rt: Runtime) -> None:
+        # The state an unconditional cancel used to leave: queued, with a cancel nobody hears.
+        stranded = await make_run(rt, 1, cancel_requested=True)
+        assert await claim(rt, "w") is None
+        async with unit_of_work(rt.sessions) as session:
+            fresh, created = await queue.enqueue(session, 1, trigger="manual")
+        assert created and fresh.id != stranded
+        assert (await load(rt, stranded)).status == RunStatus.cancelled
+        other = await make_run(rt, 2, cancel_requested=True)
+        async with unit_of_work(rt.sessions) as session:
+            assert await queue.reap(session, max_attempts=5) == 1
+        assert (await load(rt, other)).status == RunStatus.cancelled
+
     async def test_an_ended_run_cannot_be_cancelled(self, rt: Runtime) -> None:
         run_id = await make_run(rt, 1, status=RunStatus.succeeded)
         async with unit_of_work(rt.sessions) as session:
