@@ -123,6 +123,7 @@ class Settings(BaseSettings):
     run_slice_seconds: float = Field(default=1800.0, ge=0)
     lookback_seconds: int = Field(default=300, ge=0)
     history_days: int = Field(default=365, ge=1, le=36500)
+    daily_log_lookback_days: int = Field(default=7, ge=0, le=365)
     full_listing_interval_seconds: int = Field(default=86_400, ge=0)
     delete_guard_ratio: float = Field(default=0.5, ge=0, le=1)
     log_level: str = "INFO"

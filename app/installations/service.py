@@ -28,6 +28,7 @@ from app.installations.schemas import InstallationPatch
 from app.procore import ProcoreAuthError, ProcoreCredentials, ProcoreError
 from app.scheduling import queue
 from app.scheduling.schedules import parse_schedule
+from app.sync import state as state_repo
 from app.sync.catalog import parse_stream_selection
 
 # Why an installation became uninstalled; discovery re-installs only a company that left
@@ -231,6 +232,9 @@ async def apply_patch(
             if not message.startswith("destination_url"):
                 message = f"destination_url: {message}"
             raise BadRequest(message, details=[{"field": "destination_url"}]) from None
+        if url != await destination_url_for(session, rt, inst):
+            # A new destination gets everything, not just what changes from now on.
+            await state_repo.reset(session, company_id)
         await secrets.put_secret(session, rt.keyring, company_id, SecretKind.destination_url, url)
         await ensure_signing_secret(session, rt, company_id, url)
     if patch.paused is not None:

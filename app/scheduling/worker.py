@@ -199,9 +199,9 @@ class Worker:
                 return RunStatus.queued
             status, error = RunStatus.cancelled, "cancelled; checkpoints kept"
         if interrupted and reason == StopReason.database_lost:
-            with contextlib.suppress(DBAPIError, OSError):
-                await self._release(active, to_back=False)
-            # Released, or else its lease expires: either way a worker resumes it later.
+            # Not released: its lease expires and a worker resumes it then, counting an attempt,
+            # so a database error that is really permanent ends in `failed` after
+            # CONNECTOR_MAX_RUN_ATTEMPTS instead of looping.
             return RunStatus.running
         if interrupted and reason in (StopReason.shutdown, StopReason.take_turns):
             if await self._release(active, to_back=reason == StopReason.take_turns):

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy.exc import DBAPIError
 
 from app.core.database import unit_of_work, utcnow
-from app.core.logging import get_logger
+from app.core.logging import get_logger, scrub_text
 from app.core.runtime import Runtime
 from app.credentials import service as secrets
 from app.credentials.models import SecretKind
@@ -20,6 +20,8 @@ from app.procore import (
     AppNotConnectedError,
     InvalidClientError,
     ProcoreError,
+    ProcoreForbiddenError,
+    ProcoreNotFoundError,
     ProcoreRateLimitError,
     RequestStats,
 )
@@ -119,6 +121,15 @@ async def sync_stream(ctx: RunContext, name: str) -> str | None:
         if isinstance(error, RunCancelled | AppNotConnectedError | InvalidClientError):
             stats.stop("cancelled" if isinstance(error, RunCancelled) else "failed", str(error))
             raise error
+    # A tool disabled in one project, or a project the app may not read, answers 403 or 404:
+    # that project is skipped (its cursor stays) and the rest of the run goes on.
+    skipped = [e for e in errors if isinstance(e, ProcoreForbiddenError | ProcoreNotFoundError)]
+    errors = [e for e in errors if e not in skipped]
+    if skipped:
+        stats.note = (
+            f"{len(skipped)} of {len(projects)} project(s) skipped: {describe(skipped[0])}"
+        )[:500]
+        log.warning("projects skipped", stream=name, count=len(skipped), error=describe(skipped[0]))
     if errors:
         first = errors[0]
         if not isinstance(first, ProcoreError | OSError | ValueError):
@@ -128,13 +139,13 @@ async def sync_stream(ctx: RunContext, name: str) -> str | None:
         message = f"{len(errors)} of {len(projects)} unit(s) failed: {describe(first)}"
         stats.stop("failed", message)
         return message
-    stats.stop("succeeded")
+    stats.stop("skipped" if skipped and len(skipped) == len(projects) else "succeeded")
     return None
 
 
 def describe(error: BaseException) -> str:
     """A short, secret-free description of an error for the run record."""
-    text = str(error) or type(error).__name__
+    text = scrub_text(str(error) or type(error).__name__)
     return f"{type(error).__name__}: {text}"[:500]
 
 
@@ -179,10 +190,12 @@ async def sync_projects(ctx: RunContext) -> None:
     ctx.missing_projects = sorted(known - set(current))
     async with unit_of_work(ctx.rt.sessions) as session:
         row = await state_repo.load(session, ctx.company_id, "projects", None)
-        row.cursor = ctx.window_end
         row.known_ids = sorted(known.union(current))
-        row.last_success_at = utcnow()
         if stats:
+            # Only a written listing moves the cursor: a later selection of `projects` must
+            # still find every project to write.
+            row.cursor = ctx.window_end
+            row.last_success_at = utcnow()
             row.records = (row.records or 0) + stats.records_written
         inst = await installations.get_or_404(session, ctx.company_id)
         if inst.missing_projects != ctx.missing_projects:

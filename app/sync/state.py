@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.sync.models import StreamState
@@ -35,3 +35,8 @@ async def for_company(session: AsyncSession, company_id: int) -> Sequence[Stream
         .order_by(StreamState.stream, StreamState.project_id)
     )
     return (await session.scalars(query)).all()
+
+
+async def reset(session: AsyncSession, company_id: int) -> None:
+    """Forgets every cursor, checkpoint and known id of an installation (next run is full)."""
+    await session.execute(delete(StreamState).where(StreamState.company_id == company_id))

@@ -76,19 +76,25 @@ class UnitSync:
         seen: set[int] | None = set() if (full and resume is None) else None
         listed: list[int] = []
         try:
-            await self._list(params, start_page, full, seen, listed if known_ids else None)
+            complete = await self._list(params, start_page, full, seen, listed)
         except ProcoreBadRequestError:
-            if "filters[updated_at]" not in params or start_page != 1 or self.stats.note:
+            if "filters[updated_at]" not in params or start_page != 1:
                 raise
             # An endpoint that refuses the updated_at filter is read in full instead.
             self.stats.note = "filters[updated_at] refused: read in full"
             params.pop("filters[updated_at]")
             full, seen = True, (set() if resume is None else None)
-            await self._list(params, 1, full, seen, None)
+            complete = await self._list(params, 1, full, seen, listed)
+        if not complete and "filters[updated_at]" in params:
+            # Records changed while the pages were read, so the page boundaries moved and some
+            # records were skipped: read the changes once more (upserts make it harmless).
+            complete = await self._list(params, 1, full, None, listed)
+        if not complete:
+            seen = None  # a listing that shifted under us must not decide deletes
         await self._find_deletes(seen, known_ids)
         await self._complete(
             cursor=ctx.window_end if self.stream.cursor == Cursor.updated_at else None,
-            known_ids=self._known_after(seen, known_ids, listed),
+            known_ids=self._known_after(seen, known_ids, listed if known_ids else []),
             full_done=seen is not None and known_ids is None,
         )
 
@@ -98,14 +104,23 @@ class UnitSync:
         start_page: int,
         full: bool,
         seen: set[int] | None,
-        listed: list[int] | None,
-    ) -> None:
-        """Reads a listing page by page: write, then checkpoint what the destination took."""
+        listed: list[int],
+    ) -> bool:
+        """Reads a listing page by page: write, then checkpoint what the destination took.
+
+        Returns False when a listing read from its first page got fewer records than its first
+        page's `Total` announced (records left the listing while it was read).
+        """
+        announced: int | None = None
+        read = 0
         async for page in self._pages(params, start_page):
+            if start_page == 1 and page.page == 1:
+                announced = page.total
+            read += len(page.records)
             ids = await self._write(page.records)
             if seen is not None:
                 seen.update(ids)
-            elif listed is not None:
+            else:
                 listed.extend(ids)
             await self._checkpoint(
                 {
@@ -116,6 +131,7 @@ class UnitSync:
                 },
                 written=len(ids),
             )
+        return announced is None or read >= announced
 
     def _is_full(self, cursor: datetime | None, last_full_at: datetime | None) -> bool:
         settings = self.ctx.rt.settings
@@ -201,13 +217,13 @@ class UnitSync:
             if stream.deletes == Deletes.include_deleted:
                 params = self._params() | {"filters[include_deleted]": "only"}
                 async for page in self._pages(params, 1):
-                    deleted.extend(self._deleted_ids(page.records))
+                    deleted.extend(self._deleted_ids(page.records, trust_unmarked=False))
             elif stream.deletes == Deletes.recycle_bin and stream.recycle_bin_path:
                 path = stream.recycle_bin_path.format(
                     company_id=ctx.company_id, project_id=self.project_id
                 )
                 async for page in self._pages(self._params(), 1, path=path):
-                    deleted.extend(self._deleted_ids(page.records))
+                    deleted.extend(self._deleted_ids(page.records, trust_unmarked=True))
         except (ProcoreBadRequestError, ProcoreNotFoundError, ProcoreForbiddenError) as exc:
             if isinstance(exc, AppNotConnectedError):
                 raise
@@ -221,12 +237,12 @@ class UnitSync:
             )
 
     @staticmethod
-    def _deleted_ids(records: list[dict[str, Any]]) -> list[int]:
+    def _deleted_ids(records: list[dict[str, Any]], *, trust_unmarked: bool) -> list[int]:
         """Ids of a deleted-records listing that are really deleted.
 
-        A record with a deletion marker counts; one without any deletion field is trusted to
-        the listing; one that says `deleted_at: null` does not (a server that ignored the
-        filter must not get every record marked deleted).
+        A record with a deletion marker counts. From a recycle bin (an endpoint of its own) a
+        record without any deletion field counts too; from `filters[include_deleted]=only` it
+        does not, so a server that ignored the filter cannot get every record marked deleted.
         """
         now = utcnow()
         ids = []
@@ -235,7 +251,7 @@ class UnitSync:
             if rid is None:
                 continue
             unmarked = not any(key in record for key in ("deleted_at", "deleted", "is_deleted"))
-            if unmarked or deleted_at_of(record, now) is not None:
+            if (trust_unmarked and unmarked) or deleted_at_of(record, now) is not None:
                 ids.append(rid)
         return ids
 
@@ -277,7 +293,8 @@ class UnitSync:
         if resume is not None:
             start = date.fromisoformat(resume["window_start"])
         elif cursor is not None and not ctx.full_refresh:
-            start = cursor.date() - timedelta(days=1)
+            # Logs of past days are still entered and edited: re-read a few days back.
+            start = cursor.date() - timedelta(days=max(1, ctx.rt.settings.daily_log_lookback_days))
         else:
             start = ctx.rt.settings.history_start_date(today)
         while start <= today:

@@ -297,7 +297,7 @@ class TestForegroundSync:
         )
         assert unknown.returncode != 0 and b"999" in unknown.stderr
 
-        sim.state.set_faults(error_rate=1.0, error_status=404, path_prefix="/rest/v1.0/projects")
+        sim.state.set_faults(error_rate=1.0, error_status=422, path_prefix="/rest/v1.0/projects")
         failed = subprocess.run(
             [*command, "--company-id", str(company_id)], env=env, capture_output=True, timeout=120
         )

@@ -113,7 +113,7 @@ class TestIncrementalAndDeletes:
         user = sim.state.records("users", company_id)[0]
         sim.state.delete_record("users", user["id"])
         sim.state.set_faults(
-            error_rate=1.0, error_status=403, path_prefix="/rest/v1.0/change_events"
+            error_rate=1.0, error_status=422, path_prefix="/rest/v1.0/change_events"
         )
         run = sync_now(service, company_id)
         assert run["status"] == "failed"
@@ -125,6 +125,22 @@ class TestIncrementalAndDeletes:
         sim.state.set_faults()
         run = sync_now(service, company_id)
         assert run["status"] == "succeeded", run["error"]
+        assert rows(destination_url, "users", company_id)[user["id"]]["deleted_at"] is not None
+
+    def test_a_tool_forbidden_in_a_project_skips_it_and_the_run_goes_on(
+        self, service: RunningService, sim: SimulatorServer, destination_url: str
+    ) -> None:
+        company_id = sim.state.company_ids()[0]
+        assert service.install_and_sync(company_id)["status"] == "succeeded"
+        user = sim.state.records("users", company_id)[0]
+        sim.state.delete_record("users", user["id"])
+        sim.state.set_faults(
+            error_rate=1.0, error_status=403, path_prefix="/rest/v1.0/change_events"
+        )
+        run = sync_now(service, company_id)
+        assert run["status"] == "succeeded", run["error"]
+        events = run["streams"]["change_events"]
+        assert events["status"] == "skipped" and "skipped" in events["note"]
         assert rows(destination_url, "users", company_id)[user["id"]]["deleted_at"] is not None
 
     def test_project_leaving_permitted_list_is_flagged_and_kept(
@@ -238,3 +254,45 @@ class TestDestinationErrors:
         assert run["attempts"] == 1
         assert "rfis" in run["error"] and "CHECK constraint failed" in run["error"]
         assert run["streams"]["projects"]["status"] == "succeeded"
+
+
+class TestDestinationChange:
+    @pytest.fixture
+    def service_overrides(self) -> dict[str, Any]:
+        return {"streams": "projects,rfis"}
+
+    def test_a_new_destination_gets_everything_not_only_changes(
+        self, service: RunningService, sim: SimulatorServer, tmp_path: Any
+    ) -> None:
+        company_id = sim.state.company_ids()[0]
+        assert service.install_and_sync(company_id)["status"] == "succeeded"
+        second = f"sqlite:///{tmp_path / 'second.db'}"
+        path = f"/admin/v1/installations/{company_id}"
+        assert service.admin.patch(path, json={"destination_url": second}).status_code == 200
+        run = sync_now(service, company_id)  # an ordinary run, not a full refresh
+        assert run["status"] == "succeeded", run["error"]
+        expected = {
+            r["id"]
+            for p in sim.state.project_ids(company_id)
+            for r in sim.state.records("rfis", company_id, p)
+        }
+        assert set(rows(second, "rfis", company_id)) == expected
+        assert len(rows(second, "projects", company_id)) == len(sim.state.project_ids(company_id))
+
+
+class TestStreamSelectionChange:
+    @pytest.fixture
+    def service_overrides(self) -> dict[str, Any]:
+        return {"streams": "rfis"}
+
+    def test_selecting_projects_later_still_writes_every_project(
+        self, service: RunningService, sim: SimulatorServer, destination_url: str
+    ) -> None:
+        company_id = sim.state.company_ids()[0]
+        path = f"/admin/v1/installations/{company_id}"
+        assert service.install_and_sync(company_id)["status"] == "succeeded"
+        assert rows(destination_url, "rfis", company_id)
+        service.admin.patch(path, json={"streams": "projects,rfis"})
+        assert sync_now(service, company_id)["status"] == "succeeded"
+        landed = rows(destination_url, "projects", company_id)
+        assert len(landed) == len(sim.state.project_ids(company_id))
