@@ -7,6 +7,7 @@ import sys
 from typing import Annotated, NoReturn
 
 import typer
+from sqlalchemy.exc import SQLAlchemyError
 
 from app.core.errors import ConnectorError
 from app.core.settings import Settings, SettingsError, load_settings
@@ -34,6 +35,13 @@ def settings_or_exit(**overrides: object) -> Settings:
         return load_settings(**overrides)
     except SettingsError as exc:
         fail(str(exc))
+
+
+def database_problem(exc: BaseException) -> str:
+    """One line saying the service database cannot be used, without a traceback."""
+    reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    detail = reason[0][:200] if reason else type(exc).__name__
+    return f"CONNECTOR_DATABASE_URL: cannot use the database ({type(exc).__name__}: {detail})"
 
 
 @cli.command()
@@ -122,6 +130,8 @@ def sync(
     configure_logging("WARNING", "console")
     try:
         ok = asyncio.run(run_foreground(settings, company_id, full_refresh=full_refresh))
+    except SQLAlchemyError as exc:
+        fail(database_problem(exc))
     except ConnectorError as exc:
         fail(exc.message)
     raise typer.Exit(0 if ok else 1)
@@ -134,7 +144,10 @@ def keys_generate(
     """Print a new key entry for CONNECTOR_ENCRYPTION_KEYS (put it first to make it primary)."""
     from app.credentials.crypto import generate_key
 
-    typer.echo(generate_key(key_id))
+    try:
+        typer.echo(generate_key(key_id))
+    except ValueError as exc:
+        fail(f"--key-id: {exc}")
 
 
 @keys_cli.command("rotate")
@@ -145,6 +158,8 @@ def keys_rotate() -> None:
     settings = settings_or_exit()
     try:
         count, unused = asyncio.run(rotate_all(settings))
+    except SQLAlchemyError as exc:
+        fail(database_problem(exc))
     except ConnectorError as exc:
         fail(exc.message)
     typer.echo(f"re-encrypted {count} secret(s) under the primary key")

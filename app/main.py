@@ -57,10 +57,10 @@ async def preflight(settings: Settings, *, migrate: bool) -> None:
     Raises ConnectorError with one line to print; the CLI runs it before uvicorn starts.
     """
     keyring = build_keyring(settings)
-    if migrate:
-        await asyncio.to_thread(upgrade_to_head, settings.database_url)
     engine = create_engine(settings.database_url)
     try:
+        if migrate:
+            await asyncio.to_thread(upgrade_to_head, settings.database_url)
         async with unit_of_work(make_sessionmaker(engine)) as session:
             await check_keys(session, keyring)
     except ConnectorError:

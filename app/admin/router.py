@@ -141,8 +141,9 @@ async def delete_installation(
 ) -> UninstallAnswer:
     """Uninstalls: stops the schedule, cancels runs, destroys the credentials; optionally purges.
 
-    With `purge=true` (SQL destinations only) the company's rows are deleted from every
-    stream table once its running sync has stopped, and its remaining secrets are destroyed.
+    With `purge=true`, once its running sync has stopped, the company's data is purged from its
+    destination (SQL rows deleted, the file folder removed, or a signed `company.purge` sent
+    to an HTTP receiver) and its remaining secrets are destroyed.
     """
     return await uninstall.uninstall_company(rt, company_id, purge=purge)
 

@@ -6,12 +6,12 @@ import asyncio
 import time
 
 from app.core.database import unit_of_work
-from app.core.errors import Conflict
+from app.core.errors import Conflict, ServiceUnavailable
 from app.core.logging import get_logger
 from app.core.runtime import Runtime
 from app.credentials import service as secrets
 from app.credentials.models import SecretKind
-from app.destinations import create_destination
+from app.destinations import DestinationError, create_destination
 from app.installations import service
 from app.installations.models import InstallationStatus
 from app.installations.schemas import UninstallAnswer
@@ -54,9 +54,15 @@ async def uninstall_company(rt: Runtime, company_id: int, *, purge: bool) -> Uni
         destination = create_destination(
             destination_url, http=rt.http, signing_secret=signing_secret
         )
-        await destination.open()
         try:
+            await destination.open()
             deleted = await destination.purge(company_id)
+        except DestinationError as exc:
+            raise ServiceUnavailable(
+                f"company {company_id} is uninstalled but its data could not be purged: {exc}; "
+                "asking again is safe",
+                details=[{"field": "purge"}],
+            ) from None
         finally:
             await destination.close()
         async with unit_of_work(rt.sessions) as session:

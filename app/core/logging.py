@@ -41,6 +41,8 @@ def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
+        # Tracebacks become text before the scrubber runs, so they are kept and scrubbed too.
+        structlog.processors.format_exc_info,
         _scrub,
     ]
     structlog.configure(

@@ -43,7 +43,7 @@ PROCORE_HOSTS: dict[ProcoreEnvironment, tuple[str, str]] = {
     ProcoreEnvironment.federal: ("https://login.procoregov.com", "https://api.procoregov.com"),
 }
 
-_KEY_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+KEY_ID_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 
 class EncryptionKey:
@@ -66,7 +66,7 @@ def parse_encryption_keys(raw: str) -> list[EncryptionKey]:
         if not item:
             continue
         key_id, sep, encoded = item.partition(":")
-        if not sep or not _KEY_ID.match(key_id):
+        if not sep or not KEY_ID_PATTERN.match(key_id):
             raise ValueError(f"entry {position + 1} must look like key_id:base64url(32 bytes)")
         try:
             key = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4))
@@ -126,9 +126,14 @@ class Settings(BaseSettings):
     daily_log_lookback_days: int = Field(default=7, ge=0, le=365)
     full_listing_interval_seconds: int = Field(default=86_400, ge=0)
     delete_guard_ratio: float = Field(default=0.5, ge=0, le=1)
-    log_level: str = "INFO"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     log_format: Literal["json", "console"] = "json"
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
 
     @field_validator("admin_tokens", mode="before")
     @classmethod

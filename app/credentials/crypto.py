@@ -11,7 +11,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from app.core.errors import ConfigurationError, DecryptionError
-from app.core.settings import EncryptionKey
+from app.core.settings import KEY_ID_PATTERN, EncryptionKey
 
 NONCE_BYTES = 12
 
@@ -79,4 +79,6 @@ class Keyring:
 def generate_key(key_id: str | None = None) -> str:
     """A new `key_id:base64url(32 random bytes)` entry for CONNECTOR_ENCRYPTION_KEYS."""
     name = key_id or f"k{secrets.token_hex(4)}"
+    if not KEY_ID_PATTERN.match(name):
+        raise ValueError("a key id is 1 to 64 letters, digits, '.', '_' or '-'")
     return f"{name}:{base64.urlsafe_b64encode(os.urandom(32)).decode().rstrip('=')}"

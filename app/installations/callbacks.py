@@ -18,6 +18,7 @@ from app.installations.schemas import CallbackAnswer, CallbackEventIn
 
 log = get_logger(__name__)
 TOLERANCE_SECONDS = 300
+MAX_WEBHOOK_ID_LENGTH = 255  # the column that remembers processed ids
 
 
 def check_signature(rt: Runtime, headers: dict[str, str], body: bytes) -> str:
@@ -29,7 +30,10 @@ def check_signature(rt: Runtime, headers: dict[str, str], body: bytes) -> str:
         verify(secret.get_secret_value(), headers, body, tolerance_seconds=TOLERANCE_SECONDS)
     except WebhookVerificationError as exc:
         raise Unauthorized(f"invalid webhook signature: {exc}") from None
-    return headers["webhook-id"]
+    webhook_id = headers["webhook-id"]
+    if len(webhook_id) > MAX_WEBHOOK_ID_LENGTH:
+        raise BadRequest(f"webhook-id: longer than {MAX_WEBHOOK_ID_LENGTH} characters")
+    return webhook_id
 
 
 def parse_event(body: bytes) -> CallbackEventIn:
@@ -71,10 +75,11 @@ async def apply_event(
             rt,
             company_id=data.company_id,
             company_name=data.company_name,
-            environment=data.environment.value,
+            environment=data.environment.value if data.environment else None,
             client_id=data.client_id,
             client_secret=data.client_secret.get_secret_value() if data.client_secret else None,
             source="callback",
+            reactivate=event.type == "installation.created",
         )
         status = inst.status
     answer = CallbackAnswer(company_id=data.company_id, status=str(status))

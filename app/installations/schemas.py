@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, StrictBool, StrictInt
 
 from app.core.settings import ProcoreEnvironment
 
@@ -26,11 +26,11 @@ class CallbackData(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    company_id: int = Field(gt=0, lt=2**63, examples=[123])
+    company_id: StrictInt = Field(gt=0, lt=2**63, examples=[123])
     company_name: Annotated[str | None, Printable] = Field(
         default=None, max_length=255, examples=["Acme Builders"]
     )
-    environment: ProcoreEnvironment = ProcoreEnvironment.production
+    environment: ProcoreEnvironment | None = None
     client_id: Annotated[str | None, Printable] = Field(default=None, min_length=1, max_length=255)
     client_secret: Annotated[SecretStr | None, Printable] = Field(
         default=None, min_length=1, max_length=1024
@@ -150,7 +150,7 @@ class InstallationPatch(BaseModel):
     destination_url: Annotated[SecretStr | None, Printable] = Field(
         default=None, max_length=2048, description="write-only; answers show it redacted"
     )
-    paused: bool | None = None
+    paused: StrictBool | None = None
 
 
 class CredentialsIn(BaseModel):

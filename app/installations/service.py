@@ -45,27 +45,33 @@ async def install(
     *,
     company_id: int,
     company_name: str | None,
-    environment: str = "production",
+    environment: str | None = None,
     client_id: str | None = None,
     client_secret: str | None = None,
     source: str = "callback",
+    reactivate: bool = True,
 ) -> tuple[Installation, bool]:
     """Creates or refreshes an installation; queues a first full sync when it is new or back.
 
+    With `reactivate=False` (an `installation.updated` event) an uninstalled company only has
+    its details refreshed: coming back takes an `installation.created` or discovery.
     Returns the installation and whether it was (re)installed by this call.
     """
     inst = await repository.get(session, company_id, for_update=True)
     now = utcnow()
     if inst is None:
-        inst = await _create(session, rt, company_id, source, environment, now)
+        inst = await _create(session, rt, company_id, source, environment or "production", now)
         fresh = inst is not None
         if inst is None:  # another request created it meanwhile: carry on as an update
             inst = await repository.get(session, company_id, for_update=True)
             assert inst is not None
     else:
-        fresh = inst.status == InstallationStatus.uninstalled
+        fresh = reactivate and inst.status == InstallationStatus.uninstalled
     inst.company_name = company_name or inst.company_name
-    inst.environment = environment
+    inst.environment = environment or inst.environment
+    if inst.status == InstallationStatus.uninstalled and not fresh:
+        await session.flush()
+        return inst, False
     if fresh:
         inst.status = InstallationStatus.active
         inst.uninstalled_at = None
@@ -219,6 +225,10 @@ async def apply_patch(
         inst.next_run_at = schedule.next_run(utcnow(), company_id)
     if patch.streams is not None:
         raw = ",".join(patch.streams) if isinstance(patch.streams, list) else patch.streams
+        if not raw.strip():
+            raise BadRequest(
+                "streams: give `all` or at least one stream name", details=[{"field": "streams"}]
+            )
         try:
             names = parse_stream_selection(raw)
         except ValueError as exc:
@@ -261,6 +271,11 @@ async def replace_credentials(
 ) -> Installation:
     """Checks new credentials against Procore's token endpoint, then stores them encrypted."""
     inst = await get_or_404(session, company_id)
+    if inst.status == InstallationStatus.uninstalled:
+        raise Conflict(
+            f"company {company_id} is uninstalled: its credentials were destroyed and are not "
+            "stored again until it is installed again"
+        )
     old = await credentials_for(session, rt, inst) if inst.client_id else None
     creds = ProcoreCredentials(client_id, client_secret)
     try:

@@ -13,6 +13,7 @@ from apscheduler.triggers.cron import CronTrigger
 _INTERVAL = re.compile(r"^every\s+(\d+)\s*(s|m|h|d)$", re.IGNORECASE)
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 MIN_INTERVAL_SECONDS = 60
+MAX_INTERVAL_SECONDS = 366 * 86400
 MAX_SPREAD_SECONDS = 900
 
 
@@ -67,6 +68,8 @@ def parse_schedule(text: str) -> Schedule:
         seconds = int(match.group(1)) * _UNIT_SECONDS[match.group(2).lower()]
         if seconds < MIN_INTERVAL_SECONDS:
             raise ValueError(f"schedule {value!r} is shorter than the 1 minute minimum")
+        if seconds > MAX_INTERVAL_SECONDS:
+            raise ValueError(f"schedule {value!r} is longer than the 366 day maximum")
         return Schedule(value, interval_seconds=seconds)
     if len(value.split()) != 5:
         raise ValueError(f"schedule {value!r} is neither `every <n>m|h|d` nor a 5-field cron line")
@@ -74,4 +77,8 @@ def parse_schedule(text: str) -> Schedule:
         trigger = CronTrigger.from_crontab(value, timezone=UTC)
     except ValueError as exc:
         raise ValueError(f"schedule {value!r} is not a valid cron line: {exc}") from None
+    start = datetime(2025, 1, 1, tzinfo=UTC)
+    first = trigger.get_next_fire_time(None, start)
+    if first is None or first - start > timedelta(seconds=MAX_INTERVAL_SECONDS):
+        raise ValueError(f"schedule {value!r} never fires (or not within a year)")
     return Schedule(value, cron=trigger)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import logging
 from typing import Any
 
 import pytest
@@ -27,8 +28,13 @@ def service_overrides() -> dict[str, Any]:
 
 class TestSpentWindow:
     def test_run_pauses_until_the_window_resets_then_resumes(
-        self, service: RunningService, sim: SimulatorServer, capfd: pytest.CaptureFixture[str]
+        self,
+        service: RunningService,
+        sim: SimulatorServer,
+        capfd: pytest.CaptureFixture[str],
+        caplog: pytest.LogCaptureFixture,
     ) -> None:
+        caplog.set_level(logging.WARNING)
         company_id = sim.state.company_ids()[0]
         assert service.callback(install_event(company_id)).status_code == 202
         run = service.wait_for_run(service.latest_run_id(company_id), timeout=90)
@@ -39,7 +45,8 @@ class TestSpentWindow:
         assert not [e for e in log if e["status"] == 429]
         times = sorted(e["time"] for e in log)
         assert max(b - a for a, b in itertools.pairwise(times)) >= 1.0
-        assert "the run pauses" in "".join(capfd.readouterr())  # queued again, not waited out
+        logged = "".join(capfd.readouterr()) + caplog.text
+        assert "the run pauses" in logged  # queued again, not waited out
         expected = sum(
             len(sim.state.records("rfis", company_id, p)) for p in sim.state.project_ids(company_id)
         )
