@@ -32,6 +32,21 @@ def sync_now(service: RunningService, company_id: int, **body: Any) -> dict[str,
     return service.wait_for_run(answer.json()["run_id"])
 
 
+def delete_a_user_then_fault_change_events(
+    service: RunningService, sim: SimulatorServer, *, status: int
+) -> tuple[int, dict[str, Any]]:
+    """Syncs a company, deletes one of its users in Procore, then makes change events answer
+    `status`; returns the company and the deleted user."""
+    company_id = sim.state.company_ids()[0]
+    assert service.install_and_sync(company_id)["status"] == "succeeded"
+    user = sim.state.records("users", company_id)[0]
+    sim.state.delete_record("users", user["id"])
+    sim.state.set_faults(
+        error_rate=1.0, error_status=status, path_prefix="/rest/v1.0/change_events"
+    )
+    return company_id, user
+
+
 class TestFullCatalog:
     @pytest.fixture
     def service_overrides(self) -> dict[str, Any]:
@@ -108,13 +123,7 @@ class TestIncrementalAndDeletes:
     def test_a_failed_run_deletes_nothing(
         self, service: RunningService, sim: SimulatorServer, destination_url: str
     ) -> None:
-        company_id = sim.state.company_ids()[0]
-        assert service.install_and_sync(company_id)["status"] == "succeeded"
-        user = sim.state.records("users", company_id)[0]
-        sim.state.delete_record("users", user["id"])
-        sim.state.set_faults(
-            error_rate=1.0, error_status=422, path_prefix="/rest/v1.0/change_events"
-        )
+        company_id, user = delete_a_user_then_fault_change_events(service, sim, status=422)
         run = sync_now(service, company_id)
         assert run["status"] == "failed"
         assert run["streams"]["users"]["status"] == "succeeded"
@@ -130,13 +139,7 @@ class TestIncrementalAndDeletes:
     def test_a_tool_forbidden_in_a_project_skips_it_and_the_run_goes_on(
         self, service: RunningService, sim: SimulatorServer, destination_url: str
     ) -> None:
-        company_id = sim.state.company_ids()[0]
-        assert service.install_and_sync(company_id)["status"] == "succeeded"
-        user = sim.state.records("users", company_id)[0]
-        sim.state.delete_record("users", user["id"])
-        sim.state.set_faults(
-            error_rate=1.0, error_status=403, path_prefix="/rest/v1.0/change_events"
-        )
+        company_id, user = delete_a_user_then_fault_change_events(service, sim, status=403)
         run = sync_now(service, company_id)
         assert run["status"] == "succeeded", run["error"]
         events = run["streams"]["change_events"]
