@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import asdict
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -49,6 +50,7 @@ class UnitSync:
         self.requests = RequestStats()
         self._counted_requests = 0
         self._counted_tokens = 0
+        self.pending: PendingDelete | None = None
 
     async def run(self) -> None:
         """Syncs the unit; returns when its listing completed (or it was already done this run)."""
@@ -59,6 +61,7 @@ class UnitSync:
             known_ids = row.known_ids
             last_full_at = row.last_full_at
         if checkpoint and checkpoint.get("run_id") == ctx.run_id and checkpoint.get("done"):
+            self._restore_pending(checkpoint)
             return  # finished before a restart of this run
         resume = checkpoint if checkpoint and checkpoint.get("run_id") == ctx.run_id else None
         if self.stream.cursor == Cursor.date_window:
@@ -202,13 +205,23 @@ class UnitSync:
             row.records = (row.records or 0) + written
             await queue.save_stats(session, ctx.run_id, ctx.snapshot())
 
+    def _queue(self, pending: PendingDelete) -> None:
+        """Queues found deletes for the end of the run."""
+        self.pending = pending
+        self.ctx.pending_deletes.append(pending)
+
+    def _restore_pending(self, checkpoint: dict[str, Any]) -> None:
+        """Re-queues the deletes a unit found before this run was interrupted."""
+        if isinstance(checkpoint.get("pending"), dict):
+            self.ctx.pending_deletes.append(PendingDelete(**checkpoint["pending"]))
+
     async def _find_deletes(self, seen: set[int] | None, known_ids: list[int] | None) -> None:
         """Queues the deletes this unit found; they are applied when the run succeeds."""
         stream, ctx = self.stream, self.ctx
         if stream.deletes == Deletes.id_diff:
             if seen is not None and known_ids is not None:
                 gone = sorted(set(known_ids) - seen)
-                ctx.pending_deletes.append(
+                self._queue(
                     PendingDelete(stream.name, self.project_id, gone, len(known_ids), sorted(seen))
                 )
             return
@@ -232,9 +245,7 @@ class UnitSync:
             self.stats.note = f"deletes not read: {type(exc).__name__} {exc.status}"[:200]
             return
         if deleted:
-            ctx.pending_deletes.append(
-                PendingDelete(stream.name, self.project_id, sorted(set(deleted)), 0, None)
-            )
+            self._queue(PendingDelete(stream.name, self.project_id, sorted(set(deleted)), 0, None))
 
     @staticmethod
     def _deleted_ids(records: list[dict[str, Any]], *, trust_unmarked: bool) -> list[int]:
@@ -277,6 +288,9 @@ class UnitSync:
             if cursor is not None:
                 row.cursor = cursor
             row.checkpoint = {"run_id": ctx.run_id, "done": True}
+            if self.pending is not None:
+                # Kept with the unit, so a run resumed after this point still applies them.
+                row.checkpoint["pending"] = asdict(self.pending)
             row.last_success_at = now
             if known_ids is not None:
                 row.known_ids = known_ids
@@ -326,6 +340,7 @@ class ChildUnitSync(UnitSync):
             row = await state_repo.load(session, ctx.company_id, self.stream.name, self.project_id)
             checkpoint, known_ids = row.checkpoint, row.known_ids
         if checkpoint and checkpoint.get("run_id") == ctx.run_id and checkpoint.get("done"):
+            self._restore_pending(checkpoint)
             return
         resume = checkpoint if checkpoint and checkpoint.get("run_id") == ctx.run_id else None
         done: list[int] = list(resume["parents_done"]) if resume else []

@@ -10,7 +10,7 @@ import pytest
 
 from procore_sim import SimulatorConfig
 from procore_sim.server import SimulatorServer
-from tests.factories import RunningService, install_event
+from tests.factories import RunningService, install_event, query_rows
 
 
 @pytest.fixture
@@ -51,3 +51,38 @@ class TestSpentWindow:
             len(sim.state.records("rfis", company_id, p)) for p in sim.state.project_ids(company_id)
         )
         assert run["streams"]["rfis"]["records_written"] == expected
+
+
+class TestDeletesAcrossAPause:
+    @pytest.fixture
+    def sim_config(self) -> SimulatorConfig:
+        return SimulatorConfig(companies=1, projects=2, records=12, seed=3, hourly_window_seconds=6)
+
+    @pytest.fixture
+    def service_overrides(self) -> dict[str, Any]:
+        return {
+            "streams": "projects,users,rfis",
+            "per_page": 5,
+            "procore_max_wait_seconds": 1,
+            "full_listing_interval_seconds": 0,
+        }
+
+    def test_deletes_found_before_a_pause_are_applied_when_the_run_ends(
+        self, service: RunningService, sim: SimulatorServer, destination_url: str
+    ) -> None:
+        company_id = sim.state.company_ids()[0]
+        assert service.install_and_sync(company_id)["status"] == "succeeded"
+        user = sim.state.records("users", company_id)[0]
+        sim.state.delete_record("users", user["id"])
+        sim.state.set_limits(hourly=4)  # projects and users fit; rfis make the run pause
+        queued = service.admin.post(f"/admin/v1/installations/{company_id}/syncs")
+        run = service.wait_for_run(queued.json()["run_id"], timeout=90)
+        assert run["status"] == "succeeded", run["error"]
+        assert run["streams"]["users"]["records_deleted"] == 1
+        [row] = query_rows(
+            destination_url,
+            "SELECT deleted_at FROM users WHERE company_id = :c AND id = :i",
+            c=company_id,
+            i=user["id"],
+        )
+        assert row[0] is not None
