@@ -23,24 +23,6 @@ def ensure_utc(value: datetime | None, field: str) -> datetime | None:
     return value.astimezone(UTC)
 
 
-def parse_timestamp(value: object, field: str) -> datetime | None:
-    """Returns an aware UTC datetime from Procore's ISO 8601 text (or None when absent)."""
-    if value is None or value == "":
-        return None
-    if isinstance(value, datetime):
-        return ensure_utc(value, field)
-    if not isinstance(value, str):
-        raise ValueError(f"{field} must be an ISO 8601 string, got {type(value).__name__}")
-    text = value.strip()
-    if text.endswith(("Z", "z")):
-        text = text[:-1] + "+00:00"
-    parsed = datetime.fromisoformat(text)
-    if parsed.tzinfo is None:
-        # Procore always sends UTC; a bare timestamp is read as UTC rather than local time.
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
-
-
 def format_timestamp(value: datetime | None) -> str | None:
     """Returns an ISO 8601 UTC timestamp ending in 'Z', or None."""
     if value is None:
@@ -81,28 +63,6 @@ class DestinationRecord:
         # Normalise to UTC once here so that every destination can rely on it.
         object.__setattr__(self, "updated_at", ensure_utc(self.updated_at, "updated_at"))
         object.__setattr__(self, "deleted_at", ensure_utc(self.deleted_at, "deleted_at"))
-
-    @classmethod
-    def from_procore(
-        cls,
-        data: dict[str, Any],
-        *,
-        project_id: int | None = None,
-        deleted_at: datetime | None = None,
-    ) -> DestinationRecord:
-        """Returns a record built from a Procore JSON object (id, updated_at, deleted_at)."""
-        raw_id = data.get("id")
-        if isinstance(raw_id, bool) or not isinstance(raw_id, int | str):
-            raise ValueError(f"Procore record has no usable integer id: {raw_id!r}")
-        if deleted_at is None:
-            deleted_at = parse_timestamp(data.get("deleted_at"), "deleted_at")
-        return cls(
-            id=int(raw_id),
-            project_id=project_id,
-            updated_at=parse_timestamp(data.get("updated_at"), "updated_at"),
-            deleted_at=deleted_at,
-            data=data,
-        )
 
 
 def record_line(company_id: int, record: DestinationRecord, synced_at: datetime) -> dict[str, Any]:

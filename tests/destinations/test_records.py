@@ -25,26 +25,13 @@ class TestDestinationRecord:
                 id=1, project_id=None, updated_at=datetime(2024, 5, 1), deleted_at=None, data={}
             )
 
-    def test_builds_from_procore_json(self) -> None:
-        data = {"id": 17, "updated_at": "2024-05-01T12:00:00Z", "deleted_at": None, "title": "x"}
-        record = DestinationRecord.from_procore(data, project_id=3)
-        assert (record.id, record.project_id) == (17, 3)
-        assert record.updated_at == datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
-        assert record.deleted_at is None
-        assert record.data is data
-
-    def test_reads_procore_deleted_at(self) -> None:
-        record = DestinationRecord.from_procore({"id": 1, "deleted_at": "2024-05-02T08:30:00.123Z"})
-        assert record.deleted_at == datetime(2024, 5, 2, 8, 30, 0, 123000, tzinfo=UTC)
-        assert record.updated_at is None
-
-    def test_refuses_a_record_without_id(self) -> None:
-        with pytest.raises(ValueError, match="no usable integer id"):
-            DestinationRecord.from_procore({"name": "no id"})
-
     def test_serialises_to_the_line_format(self) -> None:
-        record = DestinationRecord.from_procore(
-            {"id": 1, "updated_at": "2024-05-01T12:00:00.5+00:00"}
+        record = DestinationRecord(
+            id=1,
+            project_id=None,
+            updated_at=datetime(2024, 5, 1, 12, 0, 0, 500000, tzinfo=UTC),
+            deleted_at=None,
+            data={"id": 1, "updated_at": "2024-05-01T12:00:00.5+00:00"},
         )
         line = record_line(9, record, datetime(2024, 5, 3, tzinfo=UTC))
         assert line == {
