@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import uuid
 from collections.abc import Callable
@@ -69,8 +70,6 @@ def build_keyring(settings: Settings) -> Keyring:
     """The configured keyring; demo and test mode get an ephemeral key when none is set."""
     keys = settings.keyring
     if not keys and not settings.is_production:
-        import os
-
         log.warning(
             "no CONNECTOR_ENCRYPTION_KEYS set: using an ephemeral key (demo/test mode only)"
         )

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 from pydantic import ValidationError
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.errors import BadRequest, Unauthorized
@@ -91,10 +90,8 @@ async def apply_event(
             answer=answer.model_dump(),
         )
     )
-    try:
-        await session.flush()
-    except IntegrityError:
-        # The same webhook-id raced in on another request; that one wins.
-        raise
+    # A concurrent request with the same webhook-id makes this flush fail; the router answers
+    # with that request's answer.
+    await session.flush()
     log.info("install callback applied", event_type=event.type, company_id=data.company_id)
     return answer

@@ -27,11 +27,8 @@ class Schedule:
 
     @functools.cached_property
     def period(self) -> int:
-        """Nominal period in seconds (a cron line: the gap between two fire times)."""
-        return self.period_seconds()
-
-    def period_seconds(self) -> int:
-        """Approximate period (for spreading runs and coalescing missed ones)."""
+        """Nominal period in seconds (a cron line: the gap between two fire times), used to
+        spread runs; computed once per parsed schedule."""
         if self.interval_seconds is not None:
             return self.interval_seconds
         assert self.cron is not None
