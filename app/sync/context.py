@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+
+from pydantic import BaseModel, PrivateAttr
 
 from app.core.runtime import Runtime
 from app.destinations import Destination
@@ -17,9 +19,8 @@ class RunCancelled(Exception):
     """The run was asked to stop (cancel, lease lost, shutdown); checkpoints are kept."""
 
 
-@dataclass
-class StreamStats:
-    """Per-stream figures of a run, shown by the admin API."""
+class StreamStats(BaseModel):
+    """Per-stream figures of a run: kept with the run record and shown by the admin API."""
 
     status: str = "pending"
     records_read: int = 0
@@ -33,7 +34,7 @@ class StreamStats:
     error: str | None = None
     delete_guard: str | None = None
     note: str | None = None
-    _started: float | None = field(default=None, repr=False)
+    _started: float | None = PrivateAttr(default=None)
 
     def start(self) -> None:
         """Marks the stream as running."""
@@ -49,9 +50,7 @@ class StreamStats:
 
     def as_dict(self) -> dict[str, Any]:
         """JSON form for the run record."""
-        data = asdict(self)
-        data.pop("_started", None)
-        return data
+        return self.model_dump()
 
 
 @dataclass
@@ -88,10 +87,9 @@ class RunContext:
         """Carries the figures of earlier attempts of this run into a resumed attempt."""
         self.requests.requests = int(previous.get("requests", 0))
         self.requests.token_requests = int(previous.get("token_requests", 0))
-        known = set(StreamStats.__dataclass_fields__) - {"_started"}
         for name, values in (previous.get("streams") or {}).items():
             if isinstance(values, dict):
-                self.stats[name] = StreamStats(**{k: v for k, v in values.items() if k in known})
+                self.stats[name] = StreamStats.model_validate(values)
 
     def check(self) -> None:
         """Raises RunCancelled when the run must stop (called between pages)."""

@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from app.sync.context import StreamStats
 from app.sync.models import SyncRun
 
 
@@ -25,22 +26,10 @@ class SyncQueued(BaseModel):
     status: str
 
 
-class StreamRunStats(BaseModel):
+class StreamRunStats(StreamStats):
     """Per-stream figures of one run (`records` is `records_written`, for short)."""
 
-    status: str
     records: int = 0
-    records_read: int = 0
-    records_written: int = 0
-    records_deleted: int = 0
-    records_skipped: int = 0
-    requests: int = 0
-    units_done: int = 0
-    units_total: int = 0
-    duration_seconds: float = 0.0
-    error: str | None = None
-    delete_guard: str | None = None
-    note: str | None = None
 
 
 class SyncRunView(BaseModel):
