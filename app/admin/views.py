@@ -55,10 +55,7 @@ async def installation_view(
                 finished_at=run.finished_at,
                 error=run.error,
             )
-    has_secret = (
-        await secrets.get_secret(session, rt.keyring, inst.company_id, SecretKind.client_secret)
-        is not None
-    )
+    has_secret = await secrets.has_secret(session, inst.company_id, SecretKind.client_secret)
     return InstallationView(
         company_id=inst.company_id,
         company_name=inst.company_name,

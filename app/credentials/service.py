@@ -45,6 +45,11 @@ async def get_secret(
     )
 
 
+async def has_secret(session: AsyncSession, company_id: int, kind: str) -> bool:
+    """Whether a secret is stored, without decrypting it."""
+    return await repository.get(session, company_id, kind) is not None
+
+
 async def destroy_secrets(session: AsyncSession, company_id: int) -> int:
     """Deletes every ciphertext of a company (uninstall)."""
     return await repository.delete_for_company(session, company_id)

@@ -89,10 +89,7 @@ async def install(
         await rt.procore.invalidate_token(ProcoreCredentials(client_id, client_secret))
     if fresh:
         # A new installation (or one whose data was purged) starts at the default destination.
-        if (
-            await secrets.get_secret(session, rt.keyring, company_id, SecretKind.destination_url)
-            is None
-        ):
+        if not await secrets.has_secret(session, company_id, SecretKind.destination_url):
             await secrets.put_secret(
                 session,
                 rt.keyring,
@@ -314,7 +311,7 @@ async def ensure_signing_secret(
     if not is_http_destination(url):
         return False
     kind = SecretKind.destination_signing_secret
-    if await secrets.get_secret(session, rt.keyring, company_id, kind) is not None:
+    if await secrets.has_secret(session, company_id, kind):
         return False
     await secrets.put_secret(session, rt.keyring, company_id, kind, generate_signing_secret())
     return True
