@@ -134,11 +134,9 @@ class Service:
         self._log.close()
 
     def wait_installed(self, *company_ids: int, timeout: float = 15) -> None:
-        """Waits for start-up discovery to have installed these companies.
-
-        Works around a product bug (see the xfail in test_api.py): a callback that races
-        discovery for the same new company gets a 500. Callbacks are sent after discovery.
-        """
+        """Waits for start-up discovery to have installed these companies, so a test's own
+        callback meets a known state (concurrent installs themselves are tested in
+        test_api.py)."""
         deadline = time.monotonic() + timeout
         for cid in company_ids:
             while self.admin.get(f"/admin/v1/installations/{cid}").status_code != 200:
