@@ -9,34 +9,11 @@ HTTP, following Link rel="next" like the connector does, and prints records/s.
 from __future__ import annotations
 
 import argparse
-import socket
-import subprocess
-import sys
 import time
 
 import httpx
 
-
-def free_port() -> int:
-    """A port nobody listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def wait_ready(client: httpx.Client, deadline_s: float = 30) -> None:
-    """Waits until the simulator answers its control API."""
-    deadline = time.monotonic() + deadline_s
-    while True:
-        try:
-            if client.get("/_sim/clients").status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        if time.monotonic() > deadline:
-            raise SystemExit("the simulator did not start")
-        time.sleep(0.1)
+from procore_sim.server import SimulatorProcess
 
 
 def read_all(client: httpx.Client, url: str, headers: dict[str, str]) -> tuple[int, int]:
@@ -61,59 +38,40 @@ def main() -> None:
     parser.add_argument("--per-page", type=int, default=1000)
     args = parser.parse_args()
 
-    port = free_port()
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "procore_sim",
-            "--port",
-            str(port),
-            "--companies",
-            "1",
-            "--projects",
-            "1",
-            "--records",
-            str(args.records),
-        ],
-        stdout=subprocess.DEVNULL,
-    )
-    try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
-            wait_ready(client)
-            creds = client.get("/_sim/clients").json()["clients"][0]
-            token = client.post(
-                "/oauth/token", data={"grant_type": "client_credentials", **creds}
-            ).json()["access_token"]
-            company = client.get("/_sim/companies").json()["companies"][0]
-            headers = {"Authorization": f"Bearer {token}", "Procore-Company-Id": str(company["id"])}
-            url = f"/rest/v1.0/projects/{company['project_ids'][0]}/rfis?per_page={args.per_page}"
+    with (
+        SimulatorProcess(records=args.records) as server,
+        httpx.Client(base_url=server.url, timeout=60) as client,
+    ):
+        creds = client.get("/_sim/clients").json()["clients"][0]
+        token = client.post(
+            "/oauth/token", data={"grant_type": "client_credentials", **creds}
+        ).json()["access_token"]
+        company = client.get("/_sim/companies").json()["companies"][0]
+        headers = {"Authorization": f"Bearer {token}", "Procore-Company-Id": str(company["id"])}
+        url = f"/rest/v1.0/projects/{company['project_ids'][0]}/rfis?per_page={args.per_page}"
+        started = time.perf_counter()
+        read_all(client, url, headers)  # first listing generates the records
+        print(
+            f"warm-up (includes generating {args.records} RFIs): "
+            f"{time.perf_counter() - started:.2f}s"
+        )
+        rates = []
+        for round_number in range(1, args.rounds + 1):
             started = time.perf_counter()
-            read_all(client, url, headers)  # first listing generates the records
+            records, requests = read_all(client, url, headers)
+            elapsed = time.perf_counter() - started
+            rates.append(records / elapsed)
             print(
-                f"warm-up (includes generating {args.records} RFIs): "
-                f"{time.perf_counter() - started:.2f}s"
+                f"round {round_number}: {records} records in {requests} requests, "
+                f"{elapsed:.3f}s = {records / elapsed:,.0f} records/s, "
+                f"{requests / elapsed:.1f} pages/s"
             )
-            rates = []
-            for round_number in range(1, args.rounds + 1):
-                started = time.perf_counter()
-                records, requests = read_all(client, url, headers)
-                elapsed = time.perf_counter() - started
-                rates.append(records / elapsed)
-                print(
-                    f"round {round_number}: {records} records in {requests} requests, "
-                    f"{elapsed:.3f}s = {records / elapsed:,.0f} records/s, "
-                    f"{requests / elapsed:.1f} pages/s"
-                )
-            rates.sort()
-            print(
-                f"median: {rates[len(rates) // 2]:,.0f} records/s "
-                f"(per_page={args.per_page}, one client, loopback HTTP, includes JSON "
-                f"parsing on the client)"
-            )
-    finally:
-        server.terminate()
-        server.wait(10)
+        rates.sort()
+        print(
+            f"median: {rates[len(rates) // 2]:,.0f} records/s "
+            f"(per_page={args.per_page}, one client, loopback HTTP, includes JSON "
+            f"parsing on the client)"
+        )
 
 
 if __name__ == "__main__":

@@ -13,9 +13,6 @@ import asyncio
 import math
 import os
 import resource
-import socket
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -35,42 +32,10 @@ from app.credentials.crypto import generate_key
 from app.installations import service
 from app.scheduling import queue
 from app.scheduling.worker import Worker
+from procore_sim.server import SimulatorProcess
 
 STREAMS = ["rfis", "submittals", "observations", "punch_items"]
 PER_PAGE = 1000
-
-
-def start_simulator(projects: int, records: int) -> tuple[subprocess.Popen[bytes], str]:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "procore_sim",
-            "--port",
-            str(port),
-            "--companies",
-            "1",
-            "--projects",
-            str(projects),
-            "--records",
-            str(records),
-            "--seed",
-            "1",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(600):
-        try:
-            httpx.get(f"{url}/_sim/clients", timeout=1).raise_for_status()
-            return proc, url
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    raise RuntimeError("simulator did not start")
 
 
 async def one_run(rt: Runtime, company_id: int, *, full: bool) -> tuple[float, dict[str, Any]]:
@@ -158,13 +123,13 @@ def main() -> None:
     )
     args = parser.parse_args()
     configure_logging("WARNING", "console")
-    proc, sim_url = start_simulator(args.projects, args.records)
     total = len(STREAMS) * args.projects * args.records
     print(
         f"sync benchmark: {total:,} records ({len(STREAMS)} streams x {args.projects} projects "
         f"x {args.records}), per_page={PER_PAGE}"
     )
-    try:
+    with SimulatorProcess(projects=args.projects, records=args.records) as sim:
+        sim_url = sim.url
         tmp = Path(tempfile.mkdtemp(prefix="sync-bench-dest-"))
         print("destination SQLite:")
         asyncio.run(bench(f"sqlite:///{tmp / 'dest.db'}", sim_url, args.projects, args.records))
@@ -176,8 +141,6 @@ def main() -> None:
             print("destination PostgreSQL:")
             httpx.post(f"{sim_url}/_sim/reset")
             asyncio.run(bench(pg, sim_url, args.projects, args.records))
-    finally:
-        proc.terminate()
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak RSS of the service process: {peak:,.0f} MiB")
 

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
 import threading
 import time
+import urllib.request
 from types import TracebackType
 
 import uvicorn
@@ -83,3 +86,50 @@ class SimulatorServer:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+class SimulatorProcess:
+    """`python -m procore_sim` in a child process (benchmarks: no GIL shared with the client).
+
+    Use as a context manager; `url` is ready once `__enter__` returns.
+    """
+
+    def __init__(
+        self, *, companies: int = 1, projects: int = 1, records: int = 50, seed: int = 1
+    ) -> None:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port: int = probe.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._args = [
+            "--port", str(self.port), "--companies", str(companies),
+            "--projects", str(projects), "--records", str(records), "--seed", str(seed),
+        ]  # fmt: skip
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> SimulatorProcess:
+        self._process = subprocess.Popen(  # noqa: S603 - our own module, fixed arguments
+            [sys.executable, "-m", "procore_sim", *self._args],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"{self.url}/_sim/clients", timeout=1):  # noqa: S310
+                    return self
+            except OSError:
+                if self._process.poll() is not None or time.monotonic() > deadline:
+                    self.__exit__(None, None, None)
+                    raise RuntimeError("the simulator process did not start") from None
+                time.sleep(0.1)
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._process is not None:
+            self._process.terminate()
+            self._process.wait(timeout=10)
