@@ -11,8 +11,8 @@ from fastapi import APIRouter, Body, Depends, Path, Query, Response, status
 from app.admin import responses as r
 from app.admin import uninstall, views
 from app.admin.auth import require_admin
-from app.core.deps import RuntimeDep, SessionDep
 from app.core.errors import BadRequest
+from app.deps import RuntimeDep, SessionDep
 from app.installations import repository, service
 from app.installations.models import InstallationStatus
 from app.installations.schemas import (
@@ -23,9 +23,9 @@ from app.installations.schemas import (
     SigningSecretAnswer,
     UninstallAnswer,
 )
-from app.scheduling import queue
-from app.sync.models import RunStatus
-from app.sync.schemas import SyncQueued, SyncRequest, SyncRunView
+from app.runs import queue
+from app.runs.models import RunStatus
+from app.runs.schemas import SyncQueued, SyncRequest, SyncRunView
 
 router = APIRouter(
     prefix="/admin/v1",
@@ -78,7 +78,7 @@ async def get_installation(
     company_id: CompanyId, session: SessionDep, rt: RuntimeDep
 ) -> InstallationDetail:
     """One installation with its per-stream state (cursor, last success, records)."""
-    inst = await service.get_or_404(session, company_id)
+    inst = await service.require(session, company_id)
     return await views.installation_detail(session, rt, inst)
 
 
@@ -200,7 +200,7 @@ async def queue_sync(
     ] = None,
 ) -> SyncQueued:
     """Queues a run now; 409 if one is already running for that company."""
-    inst = await service.get_or_404(session, company_id)
+    inst = await service.require(session, company_id)
     service.ensure_syncable(inst)
     run, _created = await queue.enqueue(
         session, company_id, trigger="manual", full_refresh=bool(body and body.full_refresh)
@@ -245,7 +245,10 @@ async def list_syncs(
 @router.get("/syncs/{run_id}", response_model=SyncRunView, responses={404: r.NOT_FOUND})
 async def get_sync(run_id: RunId, session: SessionDep) -> SyncRunView:
     """One run: status, times, per-stream records and API requests, error."""
-    return SyncRunView.of(await queue.get(session, run_id))
+    run = await queue.get(session, run_id)
+    if run is None:
+        raise queue.RunNotFound(f"sync run {run_id!r} does not exist")
+    return SyncRunView.of(run)
 
 
 @router.post(

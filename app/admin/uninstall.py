@@ -8,14 +8,14 @@ import time
 from app.core.database import unit_of_work
 from app.core.errors import Conflict, ServiceUnavailable
 from app.core.logging import get_logger
-from app.core.runtime import Runtime
 from app.credentials import service as secrets
 from app.credentials.models import SecretKind
 from app.destinations import DestinationError, create_destination
 from app.installations import service
 from app.installations.models import InstallationStatus
 from app.installations.schemas import UninstallAnswer
-from app.scheduling import queue
+from app.runs import queue
+from app.runtime import Runtime
 
 log = get_logger(__name__)
 STOP_WAIT_SECONDS = 30.0
@@ -40,7 +40,7 @@ async def _wait_until_stopped(rt: Runtime, company_id: int) -> None:
 async def uninstall_company(rt: Runtime, company_id: int, *, purge: bool) -> UninstallAnswer:
     """Uninstalls a company and, with `purge`, deletes its rows and every remaining secret."""
     async with unit_of_work(rt.sessions) as session:
-        inst = await service.get_or_404(session, company_id)
+        inst = await service.require(session, company_id)
         destination_url = await service.destination_url_for(session, rt, inst)
         signing_secret = await secrets.get_secret(
             session, rt.keyring, company_id, SecretKind.destination_signing_secret

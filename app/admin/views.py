@@ -6,7 +6,6 @@ from collections import defaultdict
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.runtime import Runtime
 from app.credentials import service as secrets
 from app.credentials.models import SecretKind
 from app.destinations import redact_destination_url
@@ -20,10 +19,11 @@ from app.installations.schemas import (
     StreamStateView,
     StreamSummary,
 )
-from app.sync import state as state_repo
-from app.sync.catalog import parse_stream_selection
-from app.sync.models import SyncRun
-from app.sync.state import COMPANY_SCOPE
+from app.procore.catalog import parse_stream_selection
+from app.runs import state as state_repo
+from app.runs.models import SyncRun
+from app.runs.state import COMPANY_SCOPE
+from app.runtime import Runtime
 
 
 def credentials_view(inst: Installation, rt: Runtime, *, has_secret: bool) -> CredentialsView:

@@ -17,19 +17,32 @@ from app.core.errors import (
     ServiceUnavailable,
     Unprocessable,
 )
-from app.core.runtime import Runtime
 from app.credentials import service as secrets
 from app.credentials.models import SecretKind
 from app.destinations import InvalidDestinationURL, validate_destination_url
 from app.destinations.signing import generate_signing_secret
 from app.installations import repository
 from app.installations.models import Installation, InstallationStatus
+from app.installations.schedules import parse_schedule
 from app.installations.schemas import InstallationPatch
 from app.procore import ProcoreAuthError, ProcoreCredentials, ProcoreError
-from app.scheduling import queue
-from app.scheduling.schedules import parse_schedule
-from app.sync import state as state_repo
-from app.sync.catalog import parse_stream_selection
+from app.procore.catalog import parse_stream_selection
+from app.runs import queue
+from app.runs import state as state_repo
+from app.runtime import Runtime
+
+
+class InstallationNotFound(NotFound):
+    """No installation exists for this company."""
+
+
+class InstallationNotSyncable(Conflict):
+    """The installation cannot run syncs now (uninstalled, or its credentials were rejected)."""
+
+
+class NotAnHTTPDestination(Conflict):
+    """The installation does not push to an HTTP destination."""
+
 
 # Why an installation became uninstalled; discovery re-installs only a company that left
 # /companies and came back, never one that is still listed but said "not connected".
@@ -159,12 +172,53 @@ async def uninstall(session: AsyncSession, company_id: int, *, reason: str) -> I
     return inst
 
 
-async def get_or_404(session: AsyncSession, company_id: int) -> Installation:
-    """One installation, or NotFound."""
+async def get(session: AsyncSession, company_id: int) -> Installation | None:
+    """One installation, or None."""
+    return await repository.get(session, company_id)
+
+
+async def require(session: AsyncSession, company_id: int) -> Installation:
+    """One installation, or InstallationNotFound."""
     inst = await repository.get(session, company_id)
     if inst is None:
-        raise NotFound(f"no installation for company {company_id}")
+        raise InstallationNotFound(f"no installation for company {company_id}")
     return inst
+
+
+async def record_run_end(
+    session: AsyncSession, company_id: int, run_id: str, health: dict[str, int]
+) -> None:
+    """Notes an installation's last run and adds its Integration Health counts."""
+    inst = await repository.get(session, company_id)
+    if inst is not None:
+        inst.last_run_id = run_id
+        inst.health_add(health)
+
+
+async def record_missing_projects(
+    session: AsyncSession, company_id: int, missing: list[int]
+) -> bool:
+    """Flags projects that left the permitted list; True when the flagged set changed."""
+    inst = await repository.get(session, company_id)
+    if inst is None or inst.missing_projects == missing:
+        return False
+    inst.missing_projects = missing
+    return True
+
+
+async def mark_credentials_invalid(session: AsyncSession, company_id: int, error: str) -> None:
+    """Procore rejected the installation's credentials: no runs until they are replaced."""
+    inst = await repository.get(session, company_id)
+    if inst is not None and inst.status == InstallationStatus.active:
+        inst.status = InstallationStatus.credentials_invalid
+        inst.credentials_error = error
+
+
+async def signing_secret_for(session: AsyncSession, rt: Runtime, company_id: int) -> str | None:
+    """The signing secret of the installation's HTTP destination, if it has one."""
+    return await secrets.get_secret(
+        session, rt.keyring, company_id, SecretKind.destination_signing_secret
+    )
 
 
 async def credentials_for(
@@ -212,7 +266,7 @@ async def apply_patch(
     """Changes schedule, streams, destination or paused; validates each value first."""
     inst = await repository.get(session, company_id, for_update=True)
     if inst is None:
-        raise NotFound(f"no installation for company {company_id}")
+        raise InstallationNotFound(f"no installation for company {company_id}")
     if patch.schedule is not None:
         try:
             schedule = parse_schedule(patch.schedule)
@@ -255,9 +309,9 @@ async def apply_patch(
 def ensure_syncable(inst: Installation) -> None:
     """Refuses to queue runs for installations that cannot run."""
     if inst.status == InstallationStatus.uninstalled:
-        raise Conflict(f"company {inst.company_id} is uninstalled")
+        raise InstallationNotSyncable(f"company {inst.company_id} is uninstalled")
     if inst.status == InstallationStatus.credentials_invalid:
-        raise Conflict(
+        raise InstallationNotSyncable(
             f"company {inst.company_id} has invalid credentials; replace them first "
             f"(PUT /admin/v1/installations/{inst.company_id}/credentials)"
         )
@@ -267,9 +321,9 @@ async def replace_credentials(
     session: AsyncSession, rt: Runtime, company_id: int, client_id: str, client_secret: str
 ) -> Installation:
     """Checks new credentials against Procore's token endpoint, then stores them encrypted."""
-    inst = await get_or_404(session, company_id)
+    inst = await require(session, company_id)
     if inst.status == InstallationStatus.uninstalled:
-        raise Conflict(
+        raise InstallationNotSyncable(
             f"company {company_id} is uninstalled: its credentials were destroyed and are not "
             "stored again until it is installed again"
         )
@@ -319,10 +373,10 @@ async def ensure_signing_secret(
 
 async def rotate_signing_secret(session: AsyncSession, rt: Runtime, company_id: int) -> str:
     """A new signing secret for the installation's HTTP destination, returned once."""
-    inst = await get_or_404(session, company_id)
+    inst = await require(session, company_id)
     url = await destination_url_for(session, rt, inst)
     if not is_http_destination(url):
-        raise Conflict(f"company {company_id} does not push to an HTTP destination")
+        raise NotAnHTTPDestination(f"company {company_id} does not push to an HTTP destination")
     secret = generate_signing_secret()
     kind = SecretKind.destination_signing_secret
     await secrets.put_secret(session, rt.keyring, company_id, kind, secret)

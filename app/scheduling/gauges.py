@@ -9,11 +9,11 @@ from sqlalchemy import func, select
 
 from app.core.database import utcnow
 from app.core.metrics import QUEUE_DEPTH, SCHEDULE_PERIOD, SCHEDULER_LAG, SYNC_LAST_SUCCESS
-from app.core.runtime import Runtime
 from app.installations.models import Installation, InstallationStatus
-from app.scheduling import queue
-from app.scheduling.schedules import parse_schedule
-from app.sync.models import RunStatus, SyncRun
+from app.installations.schedules import parse_schedule
+from app.runs import queue
+from app.runs.models import RunStatus, SyncRun
+from app.runtime import Runtime
 
 
 async def refresh_gauges(rt: Runtime) -> None:

@@ -16,11 +16,11 @@ from app.core.database import unit_of_work, utcnow
 from app.core.errors import Conflict
 from app.core.logging import get_logger
 from app.core.metrics import SCHEDULER_TICK
-from app.core.runtime import Runtime
 from app.installations import discovery
 from app.installations.models import Installation, InstallationStatus
-from app.scheduling import queue
-from app.scheduling.schedules import parse_schedule
+from app.installations.schedules import parse_schedule
+from app.runs import queue
+from app.runtime import Runtime
 from app.scheduling.worker import Worker
 
 log = get_logger(__name__)

@@ -19,8 +19,8 @@ import pytest
 from app.core.database import create_engine, make_sessionmaker
 from app.core.migrations import upgrade_to_head
 from app.main import Role
-from app.scheduling import queue
-from app.sync.models import SyncRun
+from app.runs import queue
+from app.runs.models import SyncRun
 from procore_sim import SimulatorConfig
 from procore_sim.server import SimulatorServer
 from tests.factories import TEST_KEY, RunningService, install_event, make_settings
