@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping, Sequence
+import time
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -91,6 +92,7 @@ class ProcoreClient:
         retry_max_delay: float = 30.0,
         limiters: RateLimiters | None = None,
         user_agent: str = USER_AGENT,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if per_page < 1:
             raise ValueError("per_page must be at least 1")
@@ -111,6 +113,7 @@ class ProcoreClient:
             retry=self._retry,
             refresh_margin=token_refresh_margin,
             user_agent=user_agent,
+            clock=clock,
         )
         self._limiters = limiters if limiters is not None else RateLimiters()
 
