@@ -14,6 +14,7 @@ from app.admin.auth import require_admin
 from app.core.errors import BadRequest
 from app.deps import RuntimeDep, SessionDep
 from app.installations import repository, service
+from app.installations.destination import rotate_signing_secret
 from app.installations.models import InstallationStatus
 from app.installations.schemas import (
     CredentialsIn,
@@ -123,7 +124,7 @@ async def rotate_destination_signing_secret(
     company_id: CompanyId, session: SessionDep, rt: RuntimeDep
 ) -> SigningSecretAnswer:
     """Makes a new Standard Webhooks secret for an HTTP destination; it is shown only here."""
-    secret = await service.rotate_signing_secret(session, rt, company_id)
+    secret = await rotate_signing_secret(session, rt, company_id)
     return SigningSecretAnswer(company_id=company_id, signing_secret=secret)
 
 

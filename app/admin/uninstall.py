@@ -12,6 +12,7 @@ from app.credentials import service as secrets
 from app.credentials.models import SecretKind
 from app.destinations import DestinationError, create_destination
 from app.installations import service
+from app.installations.destination import destination_url_for
 from app.installations.models import InstallationStatus
 from app.installations.schemas import UninstallAnswer
 from app.runs import queue
@@ -41,7 +42,7 @@ async def uninstall_company(rt: Runtime, company_id: int, *, purge: bool) -> Uni
     """Uninstalls a company and, with `purge`, deletes its rows and every remaining secret."""
     async with unit_of_work(rt.sessions) as session:
         inst = await service.require(session, company_id)
-        destination_url = await service.destination_url_for(session, rt, inst)
+        destination_url = await destination_url_for(session, rt, inst)
         signing_secret = await secrets.get_secret(
             session, rt.keyring, company_id, SecretKind.destination_signing_secret
         )

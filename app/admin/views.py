@@ -10,6 +10,7 @@ from app.credentials import service as secrets
 from app.credentials.models import SecretKind
 from app.destinations import redact_destination_url
 from app.installations import service
+from app.installations.destination import destination_url_for
 from app.installations.models import Installation
 from app.installations.schemas import (
     CredentialsView,
@@ -66,7 +67,7 @@ async def installation_view(
         schedule=inst.schedule,
         streams=parse_stream_selection(inst.streams),
         paused=inst.paused,
-        destination=redact_destination_url(await service.destination_url_for(session, rt, inst)),
+        destination=redact_destination_url(await destination_url_for(session, rt, inst)),
         credentials=credentials_view(inst, rt, has_secret=has_secret),
         next_run_at=inst.next_run_at,
         missing_projects=list(inst.missing_projects or []),

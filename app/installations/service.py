@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Literal
 
 from sqlalchemy.exc import IntegrityError
@@ -12,16 +12,16 @@ from app.core.database import utcnow
 from app.core.errors import (
     BadRequest,
     ConfigurationError,
-    Conflict,
-    NotFound,
     ServiceUnavailable,
     Unprocessable,
 )
+from app.core.logging import get_logger
 from app.credentials import service as secrets
 from app.credentials.models import SecretKind
 from app.destinations import InvalidDestinationURL, validate_destination_url
-from app.destinations.signing import generate_signing_secret
 from app.installations import repository
+from app.installations.destination import destination_url_for, ensure_signing_secret
+from app.installations.errors import InstallationNotFound, InstallationNotSyncable
 from app.installations.models import Installation, InstallationStatus
 from app.installations.schedules import parse_schedule
 from app.installations.schemas import InstallationPatch
@@ -31,17 +31,7 @@ from app.runs import queue
 from app.runs import state as state_repo
 from app.runtime import Runtime
 
-
-class InstallationNotFound(NotFound):
-    """No installation exists for this company."""
-
-
-class InstallationNotSyncable(Conflict):
-    """The installation cannot run syncs now (uninstalled, or its credentials were rejected)."""
-
-
-class NotAnHTTPDestination(Conflict):
-    """The installation does not push to an HTTP destination."""
+log = get_logger(__name__)
 
 
 # Why an installation became uninstalled; discovery re-installs only a company that left
@@ -172,6 +162,24 @@ async def uninstall(session: AsyncSession, company_id: int, *, reason: str) -> I
     return inst
 
 
+async def take_due(session: AsyncSession, now: datetime, limit: int) -> list[Installation]:
+    """Installations whose scheduled time has come, locked until the transaction ends."""
+    return await repository.lock_due(session, now, limit)
+
+
+def schedule_next(inst: Installation, now: datetime) -> None:
+    """Moves an installation to its next slot after `now` (not after the missed one: no
+    catch-up burst). A schedule that no longer parses retries in an hour."""
+    try:
+        inst.next_run_at = parse_schedule(inst.schedule).next_run(now, inst.company_id)
+    except ValueError as exc:
+        # Schedules are validated on the way in; a bad one must not stall everybody else.
+        log.error(
+            "unusable schedule; retrying in an hour", company_id=inst.company_id, error=str(exc)
+        )
+        inst.next_run_at = now + timedelta(hours=1)
+
+
 async def get(session: AsyncSession, company_id: int) -> Installation | None:
     """One installation, or None."""
     return await repository.get(session, company_id)
@@ -214,13 +222,6 @@ async def mark_credentials_invalid(session: AsyncSession, company_id: int, error
         inst.credentials_error = error
 
 
-async def signing_secret_for(session: AsyncSession, rt: Runtime, company_id: int) -> str | None:
-    """The signing secret of the installation's HTTP destination, if it has one."""
-    return await secrets.get_secret(
-        session, rt.keyring, company_id, SecretKind.destination_signing_secret
-    )
-
-
 async def credentials_for(
     session: AsyncSession, rt: Runtime, inst: Installation
 ) -> ProcoreCredentials:
@@ -252,12 +253,6 @@ def credentials_source(inst: Installation, rt: Runtime) -> Literal["installation
     if inst.client_id:
         return "installation"
     return "app" if rt.settings.client_id and rt.settings.client_secret else "none"
-
-
-async def destination_url_for(session: AsyncSession, rt: Runtime, inst: Installation) -> str:
-    """The installation's destination URL (decrypted; never show it unredacted)."""
-    url = await secrets.get_secret(session, rt.keyring, inst.company_id, SecretKind.destination_url)
-    return url or rt.settings.destination_url.get_secret_value()
 
 
 async def apply_patch(
@@ -351,33 +346,3 @@ async def replace_credentials(
         inst.status, inst.credentials_error = InstallationStatus.active, None
     await session.flush()
     return inst
-
-
-def is_http_destination(url: str) -> bool:
-    """True for destinations that receive signed HTTP pushes."""
-    return url.lower().startswith(("https://", "http://"))
-
-
-async def ensure_signing_secret(
-    session: AsyncSession, rt: Runtime, company_id: int, url: str
-) -> bool:
-    """Gives an HTTP destination its per-installation signing secret; True if one was made."""
-    if not is_http_destination(url):
-        return False
-    kind = SecretKind.destination_signing_secret
-    if await secrets.has_secret(session, company_id, kind):
-        return False
-    await secrets.put_secret(session, rt.keyring, company_id, kind, generate_signing_secret())
-    return True
-
-
-async def rotate_signing_secret(session: AsyncSession, rt: Runtime, company_id: int) -> str:
-    """A new signing secret for the installation's HTTP destination, returned once."""
-    inst = await require(session, company_id)
-    url = await destination_url_for(session, rt, inst)
-    if not is_http_destination(url):
-        raise NotAnHTTPDestination(f"company {company_id} does not push to an HTTP destination")
-    secret = generate_signing_secret()
-    kind = SecretKind.destination_signing_secret
-    await secrets.put_secret(session, rt.keyring, company_id, kind, secret)
-    return secret

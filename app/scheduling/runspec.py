@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.database import unit_of_work, utcnow
 from app.destinations import create_destination
+from app.installations import destination
 from app.installations import service as installations
 from app.installations.models import InstallationStatus
 from app.procore.catalog import parse_stream_selection
@@ -32,8 +33,8 @@ async def build_spec(rt: Runtime, run: SyncRun) -> RunSpec:
         if inst.status != InstallationStatus.active:
             raise FatalRunError(f"installation {run.company_id} is {inst.status}")
         creds = await installations.credentials_for(session, rt, inst)
-        url = await installations.destination_url_for(session, rt, inst)
-        signing = await installations.signing_secret_for(session, rt, inst.company_id)
+        url = await destination.destination_url_for(session, rt, inst)
+        signing = await destination.signing_secret_for(session, rt, inst.company_id)
         streams = parse_stream_selection(inst.streams)
     previous = run.progress
     return RunSpec(

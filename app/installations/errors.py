@@ -1,0 +1,17 @@
+"""Domain errors of the installations package (their HTTP status is decided at the edge)."""
+
+from __future__ import annotations
+
+from app.core.errors import Conflict, NotFound
+
+
+class InstallationNotFound(NotFound):
+    """No installation exists for this company."""
+
+
+class InstallationNotSyncable(Conflict):
+    """The installation cannot run syncs now (uninstalled, or its credentials were rejected)."""
+
+
+class NotAnHTTPDestination(Conflict):
+    """The installation does not push to an HTTP destination."""
