@@ -214,6 +214,16 @@ async def record_missing_projects(
     return True
 
 
+async def fence_holds(session: AsyncSession, company_id: int, generation: int) -> bool:
+    """Whether a run that started at this destination generation may still save progress.
+
+    Locks the installation row until the caller's transaction ends, so a destination change
+    (which locks it too) cannot slip between this check and the checkpoint it guards.
+    """
+    inst = await repository.get(session, company_id, for_update=True)
+    return inst is not None and (inst.destination_generation or 0) == generation
+
+
 async def mark_credentials_invalid(session: AsyncSession, company_id: int, error: str) -> None:
     """Procore rejected the installation's credentials: no runs until they are replaced."""
     inst = await repository.get(session, company_id)
@@ -289,8 +299,10 @@ async def apply_patch(
                 message = f"destination_url: {message}"
             raise BadRequest(message, details=[{"field": "destination_url"}]) from None
         if url != await destination_url_for(session, rt, inst):
-            # A new destination gets everything, not just what changes from now on.
+            # A new destination gets everything, not just what changes from now on; a run
+            # still writing to the old one stops at its next checkpoint (see fence_holds).
             await state_repo.reset(session, company_id)
+            inst.destination_generation = (inst.destination_generation or 0) + 1
         await secrets.put_secret(session, rt.keyring, company_id, SecretKind.destination_url, url)
         await ensure_signing_secret(session, rt, company_id, url)
     if patch.paused is not None:

@@ -17,7 +17,7 @@ from app.runs import queue
 from app.runs.models import SyncRun
 from app.runs.progress import RunProgress
 from app.runtime import Runtime
-from app.sync.context import RunContext, RunSpec
+from app.sync.context import RunContext, RunFenced, RunSpec
 
 
 class FatalRunError(Exception):
@@ -48,6 +48,7 @@ async def build_spec(rt: Runtime, run: SyncRun) -> RunSpec:
         # A resumed run keeps the window it started with, so its filters and cursors line up.
         window_end=previous.window_end or run.started_at or utcnow(),
         previous=previous,
+        destination_generation=inst.destination_generation or 0,
     )
 
 
@@ -57,6 +58,12 @@ def make_context(rt: Runtime, spec: RunSpec, stop: asyncio.Event) -> RunContext:
     async def save_progress(session: AsyncSession, progress: RunProgress, *, run_id: str) -> None:
         await queue.save_progress(session, run_id, progress)
 
+    async def guard(session: AsyncSession) -> None:
+        if not await installations.fence_holds(
+            session, spec.company_id, spec.destination_generation
+        ):
+            raise RunFenced("the destination changed during the run")
+
     return RunContext(
         rt=rt,
         spec=spec,
@@ -64,5 +71,6 @@ def make_context(rt: Runtime, spec: RunSpec, stop: asyncio.Event) -> RunContext:
             spec.destination_url, http=rt.http, signing_secret=spec.signing_secret
         ),
         save_progress=functools.partial(save_progress, run_id=spec.run_id),
+        guard=guard,
         stop=stop,
     )

@@ -20,10 +20,20 @@ from app.runtime import Runtime
 
 # Stores a run's progress in the caller's transaction (the one that saves a checkpoint).
 SaveProgress = Callable[[AsyncSession, RunProgress], Awaitable[None]]
+# Raises RunFenced, in the caller's transaction, when the run may no longer save state.
+Guard = Callable[[AsyncSession], Awaitable[None]]
+
+
+async def _no_fence(_session: AsyncSession) -> None:
+    return None
 
 
 class RunCancelled(Exception):
     """The run was asked to stop (cancel, lease lost, shutdown); checkpoints are kept."""
+
+
+class RunFenced(RunCancelled):
+    """The installation's destination changed under the run: it must save nothing more."""
 
 
 @dataclass(frozen=True)
@@ -39,6 +49,7 @@ class RunSpec:
     full_refresh: bool
     window_end: datetime
     previous: RunProgress = field(default_factory=RunProgress)
+    destination_generation: int = 0
 
 
 @dataclass
@@ -49,6 +60,7 @@ class RunContext:
     spec: RunSpec
     destination: Destination
     save_progress: SaveProgress
+    guard: Guard = _no_fence
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     stats: dict[str, StreamStats] = field(default_factory=dict)
     requests: RequestStats = field(default_factory=RequestStats)

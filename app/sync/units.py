@@ -200,6 +200,7 @@ class UnitDriver:
         """
         ctx = self.ctx
         async with unit_of_work(ctx.rt.sessions) as session:
+            await ctx.guard(session)
             row = await state_repo.load(session, ctx.company_id, self.stream.name, self.project_id)
             row.saved_checkpoint = checkpoint
             row.records = (row.records or 0) + written
@@ -263,6 +264,7 @@ class UnitDriver:
         ctx = self.ctx
         now = utcnow()
         async with unit_of_work(ctx.rt.sessions) as session:
+            await ctx.guard(session)
             row = await state_repo.load(session, ctx.company_id, self.stream.name, self.project_id)
             if cursor is not None:
                 row.cursor = cursor
