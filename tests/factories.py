@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import tempfile
 import time
 import uuid
 from typing import Any
@@ -30,6 +31,9 @@ def make_settings(**overrides: Any) -> Settings:
         "discovery_interval_seconds": 0,
         "scheduler_tick_seconds": 0.5,
         "log_format": "json",
+        # Tests keep destinations under their tmp_path and receivers on loopback.
+        "destination_root": tempfile.gettempdir(),
+        "destination_allowed_networks": "127.0.0.0/8,::1/128",
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]

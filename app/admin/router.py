@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated
 from urllib.parse import urlencode
 
@@ -19,8 +19,10 @@ from app.installations.schemas import (
     CredentialsIn,
     InstallationDetail,
     InstallationPatch,
+    InstallationPatchAnswer,
     InstallationView,
     SigningSecretAnswer,
+    SigningSecretIn,
     UninstallAnswer,
 )
 from app.scheduling import queue
@@ -84,7 +86,7 @@ async def get_installation(
 
 @router.patch(
     "/installations/{company_id}",
-    response_model=InstallationView,
+    response_model=InstallationPatchAnswer,
     responses={404: r.NOT_FOUND},
 )
 async def patch_installation(
@@ -107,10 +109,15 @@ async def patch_installation(
     ],
     session: SessionDep,
     rt: RuntimeDep,
-) -> InstallationView:
-    """Changes schedule, streams, destination_url or paused."""
-    inst = await service.apply_patch(session, rt, company_id, patch)
-    return await views.installation_view(session, rt, inst)
+) -> InstallationPatchAnswer:
+    """Changes schedule, streams, destination_url or paused.
+
+    When the change gives an https:// destination its first signing secret, the answer shows
+    it once as `signing_secret`.
+    """
+    inst, secret = await service.apply_patch(session, rt, company_id, patch)
+    view = await views.installation_view(session, rt, inst)
+    return InstallationPatchAnswer(**view.model_dump(), signing_secret=secret)
 
 
 @router.post(
@@ -120,11 +127,24 @@ async def patch_installation(
     responses={404: r.NOT_FOUND, 409: r.CONFLICT},
 )
 async def rotate_destination_signing_secret(
-    company_id: CompanyId, session: SessionDep, rt: RuntimeDep
+    company_id: CompanyId,
+    session: SessionDep,
+    rt: RuntimeDep,
+    body: SigningSecretIn | None = None,
 ) -> SigningSecretAnswer:
-    """Makes a new Standard Webhooks secret for an HTTP destination; it is shown only here."""
-    secret = await service.rotate_signing_secret(session, rt, company_id)
-    return SigningSecretAnswer(company_id=company_id, signing_secret=secret)
+    """Replaces the Standard Webhooks secret of an HTTP destination: a new one, shown only
+    here, or the operator's known `signing_secret`. The replaced secret keeps signing beside
+    it (a second signature in `webhook-signature`) for `grace_seconds`."""
+    given = body.signing_secret.get_secret_value() if body and body.signing_secret else None
+    grace = timedelta(seconds=body.grace_seconds if body else 86_400)
+    secret, until = await service.rotate_signing_secret(
+        session, rt, company_id, secret=given, grace=grace
+    )
+    return SigningSecretAnswer(
+        company_id=company_id,
+        signing_secret=None if given else secret,
+        previous_valid_until=until,
+    )
 
 
 @router.delete(

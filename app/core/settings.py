@@ -11,7 +11,14 @@ from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    Field,
+    IPvAnyNetwork,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -129,6 +136,12 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     log_format: Literal["json", "console"] = "json"
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    # Where destinations may reach (SPEC sections 2 and 6); kept last: the root's check reads
+    # the destination URL and networks validated before it.
+    destination_allowed_networks: Annotated[list[IPvAnyNetwork], NoDecode] = Field(
+        default_factory=list
+    )
+    destination_root: Path = DEFAULT_DATA_DIR
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -211,6 +224,31 @@ class Settings(BaseSettings):
         except ValueError as exc:
             raise ValueError(str(exc).removeprefix("destination_url: ")) from None
 
+    @field_validator("destination_allowed_networks", mode="before")
+    @classmethod
+    def _split_networks(cls, value: Any) -> Any:
+        return _csv(value)
+
+    @field_validator("destination_root")
+    @classmethod
+    def _check_default_destination(cls, value: Path, info: ValidationInfo) -> Path:
+        from app.destinations import validate_destination_url
+        from app.destinations.policy import DestinationPolicy
+
+        url = info.data.get("destination_url")
+        if url is not None and "database_url" in info.data:
+            policy = DestinationPolicy.of(
+                value,
+                info.data.get("destination_allowed_networks", []),
+                protected_paths=sqlite_paths(info.data["database_url"]),
+            )
+            try:
+                validate_destination_url(url.get_secret_value(), policy)
+            except ValueError as exc:
+                reason = str(exc).removeprefix("destination_url: ")
+                raise ValueError(f"CONNECTOR_DESTINATION_URL is refused: {reason}") from None
+        return value
+
     @cached_property
     def keyring(self) -> list[EncryptionKey]:
         """Parsed encryption keys, primary first (empty when none are configured)."""
@@ -236,6 +274,14 @@ class Settings(BaseSettings):
     def is_production(self) -> bool:
         """True outside demo and test mode."""
         return self.mode == "production"
+
+
+def sqlite_paths(database_url: str) -> list[Path]:
+    """The file of a SQLite database URL (none for PostgreSQL), which no destination may be."""
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+        return [Path(url.database)]
+    return []
 
 
 class SettingsError(Exception):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Literal
 
 from sqlalchemy.exc import IntegrityError
@@ -21,8 +21,9 @@ from app.core.runtime import Runtime
 from app.credentials import service as secrets
 from app.credentials.models import SecretKind
 from app.destinations import InvalidDestinationURL, validate_destination_url
-from app.destinations.signing import generate_signing_secret
-from app.installations import repository
+from app.destinations.policy import policy_from_settings
+from app.destinations.signing import decode_secret, generate_signing_secret
+from app.installations import destination_secrets, repository
 from app.installations.models import Installation, InstallationStatus
 from app.installations.schemas import InstallationPatch
 from app.procore import ProcoreAuthError, ProcoreCredentials, ProcoreError
@@ -208,8 +209,13 @@ async def destination_url_for(session: AsyncSession, rt: Runtime, inst: Installa
 
 async def apply_patch(
     session: AsyncSession, rt: Runtime, company_id: int, patch: InstallationPatch
-) -> Installation:
-    """Changes schedule, streams, destination or paused; validates each value first."""
+) -> tuple[Installation, str | None]:
+    """Changes schedule, streams, destination or paused; validates each value first.
+
+    Returns the installation and, when the change gave an HTTP destination its first signing
+    secret, that secret (to be shown once).
+    """
+    new_secret = None
     inst = await repository.get(session, company_id, for_update=True)
     if inst is None:
         raise NotFound(f"no installation for company {company_id}")
@@ -233,7 +239,9 @@ async def apply_patch(
         inst.streams = "all" if raw.strip() == "all" else ",".join(names)
     if patch.destination_url is not None:
         try:
-            url = validate_destination_url(patch.destination_url.get_secret_value())
+            url = validate_destination_url(
+                patch.destination_url.get_secret_value(), policy_from_settings(rt.settings)
+            )
         except InvalidDestinationURL as exc:
             message = str(exc)
             if not message.startswith("destination_url"):
@@ -243,13 +251,13 @@ async def apply_patch(
             # A new destination gets everything, not just what changes from now on.
             await state_repo.reset(session, company_id)
         await secrets.put_secret(session, rt.keyring, company_id, SecretKind.destination_url, url)
-        await ensure_signing_secret(session, rt, company_id, url)
+        new_secret = await ensure_signing_secret(session, rt, company_id, url)
     if patch.paused is not None:
         inst.paused = patch.paused
         if not patch.paused and inst.next_run_at is None:
             inst.next_run_at = parse_schedule(inst.schedule).next_run(utcnow(), company_id)
     await session.flush()
-    return inst
+    return inst, new_secret
 
 
 def ensure_syncable(inst: Installation) -> None:
@@ -306,24 +314,44 @@ def is_http_destination(url: str) -> bool:
 
 async def ensure_signing_secret(
     session: AsyncSession, rt: Runtime, company_id: int, url: str
-) -> bool:
-    """Gives an HTTP destination its per-installation signing secret; True if one was made."""
+) -> str | None:
+    """Gives an HTTP destination its per-installation signing secret; returns it if new."""
     if not is_http_destination(url):
-        return False
+        return None
     kind = SecretKind.destination_signing_secret
     if await secrets.has_secret(session, company_id, kind):
-        return False
-    await secrets.put_secret(session, rt.keyring, company_id, kind, generate_signing_secret())
-    return True
+        return None
+    secret = generate_signing_secret()
+    await secrets.put_secret(session, rt.keyring, company_id, kind, secret)
+    return secret
 
 
-async def rotate_signing_secret(session: AsyncSession, rt: Runtime, company_id: int) -> str:
-    """A new signing secret for the installation's HTTP destination, returned once."""
+async def rotate_signing_secret(
+    session: AsyncSession,
+    rt: Runtime,
+    company_id: int,
+    *,
+    secret: str | None = None,
+    grace: timedelta = destination_secrets.DEFAULT_GRACE,
+) -> tuple[str, datetime | None]:
+    """A new (or the operator's known) signing secret for the installation's HTTP destination;
+    the previous one keeps signing beside it for `grace`. Returns it and when the old stops."""
+    if secret is not None:
+        try:
+            key_length = len(decode_secret(secret))
+        except ValueError as exc:
+            raise BadRequest(
+                f"signing_secret: {exc}", details=[{"field": "signing_secret"}]
+            ) from None
+        if not 24 <= key_length <= 64:
+            raise BadRequest(
+                f"signing_secret: must decode to 24 to 64 bytes, got {key_length}",
+                details=[{"field": "signing_secret"}],
+            )
     inst = await get_or_404(session, company_id)
     url = await destination_url_for(session, rt, inst)
     if not is_http_destination(url):
         raise Conflict(f"company {company_id} does not push to an HTTP destination")
-    secret = generate_signing_secret()
-    kind = SecretKind.destination_signing_secret
-    await secrets.put_secret(session, rt.keyring, company_id, kind, secret)
-    return secret
+    return await destination_secrets.replace_signing_secret(
+        session, rt.keyring, company_id, secret=secret, grace=grace
+    )

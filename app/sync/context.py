@@ -8,15 +8,25 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, PrivateAttr
+from pydantic import BaseModel, Field, PrivateAttr
 
 from app.core.runtime import Runtime
-from app.destinations import Destination
+from app.destinations import Destination, WriteResult
 from app.procore import ProcoreCredentials, RequestStats
 
 
 class RunCancelled(Exception):
     """The run was asked to stop (cancel, lease lost, shutdown); checkpoints are kept."""
+
+
+MAX_LISTED_QUARANTINED = 20
+
+
+class QuarantinedNote(BaseModel):
+    """A record the destination kept aside (quarantined) instead of storing it, and why."""
+
+    id: int
+    reason: str
 
 
 class StreamStats(BaseModel):
@@ -34,7 +44,19 @@ class StreamStats(BaseModel):
     error: str | None = None
     delete_guard: str | None = None
     note: str | None = None
+    quarantined: list[QuarantinedNote] = Field(
+        default_factory=list, description=f"the first {MAX_LISTED_QUARANTINED} skipped records"
+    )
     _started: float | None = PrivateAttr(default=None)
+
+    def count_write(self, result: WriteResult) -> None:
+        """Adds a destination write: records written, and quarantined ones as skipped."""
+        self.records_written += result.written
+        self.records_skipped += len(result.quarantined)
+        room = MAX_LISTED_QUARANTINED - len(self.quarantined)
+        self.quarantined.extend(
+            QuarantinedNote(id=item.id, reason=item.reason) for item in result.quarantined[:room]
+        )
 
     def start(self) -> None:
         """Marks the stream as running."""

@@ -11,9 +11,9 @@ from sqlalchemy.exc import DBAPIError
 from app.core.database import unit_of_work, utcnow
 from app.core.logging import get_logger, scrub_text
 from app.core.runtime import Runtime
-from app.credentials import service as secrets
-from app.credentials.models import SecretKind
-from app.destinations import Destination, create_destination
+from app.destinations import Destination, InvalidDestinationURL, create_destination
+from app.destinations.policy import policy_from_settings
+from app.installations import destination_secrets
 from app.installations import service as installations
 from app.installations.models import InstallationStatus
 from app.procore import (
@@ -48,11 +48,22 @@ async def prepare(rt: Runtime, run: SyncRun, stop: asyncio.Event) -> RunContext:
             raise FatalRunError(f"installation {run.company_id} is {inst.status}")
         creds = await installations.credentials_for(session, rt, inst)
         url = await installations.destination_url_for(session, rt, inst)
-        signing = await secrets.get_secret(
-            session, rt.keyring, inst.company_id, SecretKind.destination_signing_secret
+        signing, previous = await destination_secrets.signing_secrets(
+            session, rt.keyring, inst.company_id
         )
         streams = parse_stream_selection(inst.streams)
-    destination = create_destination(url, http=rt.http, signing_secret=signing)
+        try:
+            destination = create_destination(
+                url,
+                policy=policy_from_settings(rt.settings),
+                http=rt.http,
+                signing_secret=signing,
+                previous_signing_secrets=previous,
+            )
+        except InvalidDestinationURL as exc:  # e.g. the destination policy changed since
+            raise FatalRunError(str(exc)) from None
+        # Before the first write, so that a purge finds this destination whatever happens.
+        await destination_secrets.remember_destination(session, rt.keyring, inst.company_id, url)
     # A resumed run keeps the window it started with, so its filters and cursors line up.
     window_end = parse_timestamp((run.stats or {}).get("window_end")) or run.started_at or utcnow()
     ctx = RunContext(
@@ -216,5 +227,6 @@ async def _write_projects(
     stats.records_read += len(records)
     stats.records_skipped += skipped
     if batch:
-        await ctx.destination.write("projects", ctx.company_id, batch, run_id=ctx.run_id)
-        stats.records_written += len(batch)
+        stats.count_write(
+            await ctx.destination.write("projects", ctx.company_id, batch, run_id=ctx.run_id)
+        )

@@ -188,8 +188,11 @@ class UnitSync:
         self.stats.records_read += len(records)
         self.stats.records_skipped += skipped
         if batch:
-            await ctx.destination.write(self.stream.name, ctx.company_id, batch, run_id=ctx.run_id)
-            self.stats.records_written += len(batch)
+            self.stats.count_write(
+                await ctx.destination.write(
+                    self.stream.name, ctx.company_id, batch, run_id=ctx.run_id
+                )
+            )
         return [record.id for record in batch]
 
     async def _checkpoint(self, checkpoint: dict[str, Any], *, written: int) -> None:
