@@ -162,8 +162,9 @@ def is_internal_name(host: str) -> bool:
 
 
 def _embedded(address: IPAddress) -> list[IPAddress]:
-    """The address and any IPv4 address it carries (mapped, 6to4, Teredo, NAT64)."""
-    found: list[IPAddress] = [address]
+    """The IPv4 addresses an IPv6 address carries (mapped, 6to4, Teredo, NAT64), which are
+    where it really leads; else the address itself."""
+    found: list[IPAddress] = []
     if isinstance(address, ipaddress.IPv6Address):
         if address.ipv4_mapped is not None:
             found.append(address.ipv4_mapped)
@@ -173,7 +174,7 @@ def _embedded(address: IPAddress) -> list[IPAddress]:
             found.extend(address.teredo)
         if address in _NAT64:
             found.append(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
-    return found
+    return found or [address]
 
 
 def _kind(address: IPAddress) -> str:

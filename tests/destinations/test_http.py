@@ -251,3 +251,61 @@ class TestHTTPConfiguration:
         assert parse_retry_after(None) is None
         assert parse_retry_after("soon") is None
         assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0
+
+
+class TestHostileReceiver:
+    async def test_a_huge_error_body_is_read_only_up_to_the_cap(
+        self, receiver: Receiver, signing_secret: str
+    ) -> None:
+        chunk = (b"\x1b[31mEVIL\r\n" + b"x" * 100) * 600  # about 64 KiB, with control bytes
+        tally = receiver.stream_next(400, chunk, 4096)  # 256 MiB in all
+        sleeps: list[float] = []
+        async with make_http_destination(receiver.url, signing_secret, sleeps) as destination:
+            with pytest.raises(DestinationRejected) as caught:
+                await destination.write("rfis", COMPANY, make_batch(1), run_id=RUN)
+
+        # The connection was closed after the cap: the receiver could not send it all.
+        assert not tally.finished
+        assert tally.sent < 64 * 1024 * 1024
+        answer = caught.value.answer
+        assert len(answer) <= 201 and "EVIL" in answer
+        assert all(char.isprintable() for char in answer)
+
+    async def test_a_trickling_receiver_cannot_hold_the_push(
+        self, receiver: Receiver, signing_secret: str
+    ) -> None:
+        tally = receiver.stream_next(200, b"{", 2000, pause=0.05)  # 100 s for the whole answer
+        sleeps: list[float] = []
+        async with make_http_destination(
+            receiver.url, signing_secret, sleeps, timeout=1.0, max_attempts=1
+        ) as destination:
+            with pytest.raises(DestinationError) as caught:
+                await destination.write("rfis", COMPANY, make_batch(1), run_id=RUN)
+
+        assert "no complete answer within 1 s" in str(caught.value)
+        assert not tally.finished and tally.sent < 2000
+
+    async def test_retries_stop_at_the_pushs_deadline(
+        self, receiver: Receiver, signing_secret: str
+    ) -> None:
+        receiver.answer_next(503, "busy", {"retry-after": "120"})
+        sleeps: list[float] = []
+        async with make_http_destination(
+            receiver.url, signing_secret, sleeps, deadline=60.0
+        ) as destination:
+            with pytest.raises(DestinationError, match="deadline") as caught:
+                await destination.write("rfis", COMPANY, make_batch(1), run_id=RUN)
+
+        assert sleeps == [] and len(receiver.deliveries) == 1
+        assert "after 1 attempts" in str(caught.value)
+
+    async def test_a_redirect_is_not_followed(
+        self, receiver: Receiver, signing_secret: str
+    ) -> None:
+        receiver.answer_next(307, "", {"location": "http://169.254.169.254/latest/meta-data"})
+        async with httpx.AsyncClient(follow_redirects=True) as client:
+            destination = make_destination(receiver.url, http=client, signing_secret=signing_secret)
+            async with destination:
+                with pytest.raises(DestinationRejected) as caught:
+                    await destination.write("rfis", COMPANY, make_batch(1), run_id=RUN)
+        assert caught.value.status == 307
