@@ -150,7 +150,7 @@ async def rotate_destination_signing_secret(
 @router.delete(
     "/installations/{company_id}",
     response_model=UninstallAnswer,
-    responses={404: r.NOT_FOUND, 409: r.CONFLICT},
+    responses={404: r.NOT_FOUND, 409: r.CONFLICT, 503: r.UNAVAILABLE},
 )
 async def delete_installation(
     company_id: CompanyId,
@@ -161,9 +161,10 @@ async def delete_installation(
 ) -> UninstallAnswer:
     """Uninstalls: stops the schedule, cancels runs, destroys the credentials; optionally purges.
 
-    With `purge=true`, once its running sync has stopped, the company's data is purged from its
-    destination (SQL rows deleted, the file folder removed, or a signed `company.purge` sent
-    to an HTTP receiver) and its remaining secrets are destroyed.
+    With `purge=true`, once its running sync has stopped, the company's data is purged from
+    every destination it wrote to (SQL rows deleted, the file folder removed, or a signed
+    `company.purge` sent to an HTTP receiver) and its remaining secrets are destroyed. A
+    destination the policy now refuses is a 409, an unreachable one a 503.
     """
     return await uninstall.uninstall_company(rt, company_id, purge=purge)
 

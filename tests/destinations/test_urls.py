@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import pytest
 
 from app.destinations import (
@@ -153,6 +156,10 @@ class TestFullMatches:
 
 
 class TestAdminAnswers:
+    @pytest.fixture
+    def service_overrides(self, tmp_path: Path) -> dict[str, Any]:
+        return {"destination_root": str(tmp_path)}
+
     @pytest.mark.parametrize(
         ("url", "reason"),
         [
