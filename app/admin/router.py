@@ -11,9 +11,10 @@ from fastapi import APIRouter, Body, Depends, Path, Query, Response, status
 from app.admin import responses as r
 from app.admin import uninstall, views
 from app.admin.auth import require_admin
-from app.core.deps import RuntimeDep, SessionDep
 from app.core.errors import BadRequest
+from app.deps import RuntimeDep, SessionDep
 from app.installations import repository, service
+from app.installations.destination import rotate_signing_secret
 from app.installations.models import InstallationStatus
 from app.installations.schemas import (
     CredentialsIn,
@@ -25,9 +26,9 @@ from app.installations.schemas import (
     SigningSecretIn,
     UninstallAnswer,
 )
-from app.scheduling import queue
-from app.sync.models import RunStatus
-from app.sync.schemas import SyncQueued, SyncRequest, SyncRunView
+from app.runs import queue
+from app.runs.models import RunStatus
+from app.runs.schemas import SyncQueued, SyncRequest, SyncRunView
 
 router = APIRouter(
     prefix="/admin/v1",
@@ -80,7 +81,7 @@ async def get_installation(
     company_id: CompanyId, session: SessionDep, rt: RuntimeDep
 ) -> InstallationDetail:
     """One installation with its per-stream state (cursor, last success, records)."""
-    inst = await service.get_or_404(session, company_id)
+    inst = await service.require(session, company_id)
     return await views.installation_detail(session, rt, inst)
 
 
@@ -137,9 +138,7 @@ async def rotate_destination_signing_secret(
     it (a second signature in `webhook-signature`) for `grace_seconds`."""
     given = body.signing_secret.get_secret_value() if body and body.signing_secret else None
     grace = timedelta(seconds=body.grace_seconds if body else 86_400)
-    secret, until = await service.rotate_signing_secret(
-        session, rt, company_id, secret=given, grace=grace
-    )
+    secret, until = await rotate_signing_secret(session, rt, company_id, secret=given, grace=grace)
     return SigningSecretAnswer(
         company_id=company_id,
         signing_secret=None if given else secret,
@@ -221,7 +220,7 @@ async def queue_sync(
     ] = None,
 ) -> SyncQueued:
     """Queues a run now; 409 if one is already running for that company."""
-    inst = await service.get_or_404(session, company_id)
+    inst = await service.require(session, company_id)
     service.ensure_syncable(inst)
     run, _created = await queue.enqueue(
         session, company_id, trigger="manual", full_refresh=bool(body and body.full_refresh)
@@ -266,7 +265,10 @@ async def list_syncs(
 @router.get("/syncs/{run_id}", response_model=SyncRunView, responses={404: r.NOT_FOUND})
 async def get_sync(run_id: RunId, session: SessionDep) -> SyncRunView:
     """One run: status, times, per-stream records and API requests, error."""
-    return SyncRunView.of(await queue.get(session, run_id))
+    run = await queue.get(session, run_id)
+    if run is None:
+        raise queue.RunNotFound(f"sync run {run_id!r} does not exist")
+    return SyncRunView.of(run)
 
 
 @router.post(

@@ -8,7 +8,6 @@ import time
 from app.core.database import unit_of_work
 from app.core.errors import Conflict, ServiceUnavailable
 from app.core.logging import get_logger
-from app.core.runtime import Runtime
 from app.credentials import service as secrets
 from app.destinations import (
     DestinationError,
@@ -17,11 +16,12 @@ from app.destinations import (
     redact_destination_url,
 )
 from app.destinations.policy import policy_from_settings
-from app.installations import destination_secrets, service
+from app.installations import destination, service
 from app.installations.models import InstallationStatus
 from app.installations.schemas import UninstallAnswer
-from app.scheduling import queue
-from app.sync.catalog import STREAMS
+from app.procore.catalog import STREAMS
+from app.runs import queue
+from app.runtime import Runtime
 
 log = get_logger(__name__)
 STOP_WAIT_SECONDS = 30.0
@@ -49,7 +49,7 @@ async def _purge_one(
     """Purges the company from one destination it wrote to; rows deleted per stream."""
     shown = redact_destination_url(url)
     try:
-        destination = create_destination(
+        target = create_destination(
             url,
             policy=policy_from_settings(rt.settings),
             http=rt.http,
@@ -63,8 +63,8 @@ async def _purge_one(
             details=[{"field": "purge"}],
         ) from None
     try:
-        await destination.open()
-        return await destination.purge(company_id, STREAMS.keys())
+        await target.open()
+        return await target.purge(company_id, STREAMS.keys())
     except (DestinationError, OSError, ValueError) as exc:
         raise ServiceUnavailable(
             f"company {company_id} is uninstalled but its data in {shown} could not be purged: "
@@ -72,14 +72,14 @@ async def _purge_one(
             details=[{"field": "purge"}],
         ) from None
     finally:
-        await destination.close()
+        await target.close()
 
 
 async def uninstall_company(rt: Runtime, company_id: int, *, purge: bool) -> UninstallAnswer:
     """Uninstalls a company and, with `purge`, deletes its data from every destination it
     wrote to (never the default destination when it wrote none) and every remaining secret."""
     async with unit_of_work(rt.sessions) as session:
-        await service.get_or_404(session, company_id)
+        await service.require(session, company_id)
         await service.uninstall(session, company_id, reason=service.REASON_ADMIN)
     rt.cancel_local_runs(company_id=company_id)
     rt.wake_scheduler()
@@ -87,16 +87,14 @@ async def uninstall_company(rt: Runtime, company_id: int, *, purge: bool) -> Uni
     if purge:
         await _wait_until_stopped(rt, company_id)
         async with unit_of_work(rt.sessions) as session:
-            targets = await destination_secrets.destinations_written(
-                session, rt.keyring, company_id
-            )
-            signing = await destination_secrets.signing_secrets(session, rt.keyring, company_id)
+            targets = await destination.destinations_written(session, rt.keyring, company_id)
+            signing = await destination.signing_secrets(session, rt.keyring, company_id)
         for url in targets:
             for stream, rows in (await _purge_one(rt, company_id, url, signing)).items():
                 deleted[stream] = deleted.get(stream, 0) + rows
             # Done with this one: asking again after a later failure does not come back here.
             async with unit_of_work(rt.sessions) as session:
-                await destination_secrets.forget_destination(session, rt.keyring, company_id, url)
+                await destination.forget_destination(session, rt.keyring, company_id, url)
         async with unit_of_work(rt.sessions) as session:
             await secrets.destroy_secrets(session, company_id)
         log.info("company purged", company_id=company_id, rows=sum(deleted.values()))

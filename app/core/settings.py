@@ -16,7 +16,6 @@ from pydantic import (
     IPvAnyNetwork,
     SecretStr,
     ValidationError,
-    ValidationInfo,
     field_validator,
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -136,8 +135,8 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     log_format: Literal["json", "console"] = "json"
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
-    # Where destinations may reach (SPEC sections 2 and 6); kept last: the root's check reads
-    # the destination URL and networks validated before it.
+    # Where destinations may reach (SPEC sections 2 and 6); app.config checks the default
+    # destination against them.
     destination_allowed_networks: Annotated[list[IPvAnyNetwork], NoDecode] = Field(
         default_factory=list
     )
@@ -198,56 +197,10 @@ class Settings(BaseSettings):
             raise ValueError("must decode to at least 16 bytes")
         return value
 
-    @field_validator("schedule")
-    @classmethod
-    def _check_schedule(cls, value: str) -> str:
-        from app.scheduling.schedules import parse_schedule
-
-        parse_schedule(value)
-        return value
-
-    @field_validator("streams")
-    @classmethod
-    def _check_streams(cls, value: str) -> str:
-        from app.sync.catalog import parse_stream_selection
-
-        parse_stream_selection(value)
-        return value
-
-    @field_validator("destination_url")
-    @classmethod
-    def _check_destination(cls, value: SecretStr) -> SecretStr:
-        from app.destinations import validate_destination_url
-
-        try:
-            return SecretStr(validate_destination_url(value.get_secret_value()))
-        except ValueError as exc:
-            raise ValueError(str(exc).removeprefix("destination_url: ")) from None
-
     @field_validator("destination_allowed_networks", mode="before")
     @classmethod
     def _split_networks(cls, value: Any) -> Any:
         return _csv(value)
-
-    @field_validator("destination_root")
-    @classmethod
-    def _check_default_destination(cls, value: Path, info: ValidationInfo) -> Path:
-        from app.destinations import validate_destination_url
-        from app.destinations.policy import DestinationPolicy
-
-        url = info.data.get("destination_url")
-        if url is not None and "database_url" in info.data:
-            policy = DestinationPolicy.of(
-                value,
-                info.data.get("destination_allowed_networks", []),
-                protected_paths=sqlite_paths(info.data["database_url"]),
-            )
-            try:
-                validate_destination_url(url.get_secret_value(), policy)
-            except ValueError as exc:
-                reason = str(exc).removeprefix("destination_url: ")
-                raise ValueError(f"CONNECTOR_DESTINATION_URL is refused: {reason}") from None
-        return value
 
     @cached_property
     def keyring(self) -> list[EncryptionKey]:
@@ -288,8 +241,12 @@ class SettingsError(Exception):
     """Start-up configuration problem, rendered as one line that names the variable."""
 
 
-def load_settings(**overrides: Any) -> Settings:
-    """Reads the settings once; turns a validation failure into a one-line SettingsError."""
+def read_settings(**overrides: Any) -> Settings:
+    """Reads the settings once; turns a validation failure into a one-line SettingsError.
+
+    Values written in a domain's own grammar (schedule, streams, destination URL) are checked
+    by the composition root (`app/config.py`), which knows those domains; core does not.
+    """
     try:
         return Settings(**overrides)
     except ValidationError as exc:

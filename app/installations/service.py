@@ -12,25 +12,28 @@ from app.core.database import utcnow
 from app.core.errors import (
     BadRequest,
     ConfigurationError,
-    Conflict,
-    NotFound,
     ServiceUnavailable,
     Unprocessable,
 )
-from app.core.runtime import Runtime
+from app.core.logging import get_logger
 from app.credentials import service as secrets
 from app.credentials.models import SecretKind
 from app.destinations import InvalidDestinationURL, validate_destination_url
 from app.destinations.policy import policy_from_settings
-from app.destinations.signing import decode_secret, generate_signing_secret
-from app.installations import destination_secrets, repository
+from app.installations import repository
+from app.installations.destination import destination_url_for, ensure_signing_secret
+from app.installations.errors import InstallationNotFound, InstallationNotSyncable
 from app.installations.models import Installation, InstallationStatus
+from app.installations.schedules import parse_schedule
 from app.installations.schemas import InstallationPatch
 from app.procore import ProcoreAuthError, ProcoreCredentials, ProcoreError
-from app.scheduling import queue
-from app.scheduling.schedules import parse_schedule
-from app.sync import state as state_repo
-from app.sync.catalog import parse_stream_selection
+from app.procore.catalog import parse_stream_selection
+from app.runs import queue
+from app.runs import state as state_repo
+from app.runtime import Runtime
+
+log = get_logger(__name__)
+
 
 # Why an installation became uninstalled; discovery re-installs only a company that left
 # /companies and came back, never one that is still listed but said "not connected".
@@ -160,12 +163,64 @@ async def uninstall(session: AsyncSession, company_id: int, *, reason: str) -> I
     return inst
 
 
-async def get_or_404(session: AsyncSession, company_id: int) -> Installation:
-    """One installation, or NotFound."""
+async def take_due(session: AsyncSession, now: datetime, limit: int) -> list[Installation]:
+    """Installations whose scheduled time has come, locked until the transaction ends."""
+    return await repository.lock_due(session, now, limit)
+
+
+def schedule_next(inst: Installation, now: datetime) -> None:
+    """Moves an installation to its next slot after `now` (not after the missed one: no
+    catch-up burst). A schedule that no longer parses retries in an hour."""
+    try:
+        inst.next_run_at = parse_schedule(inst.schedule).next_run(now, inst.company_id)
+    except ValueError as exc:
+        # Schedules are validated on the way in; a bad one must not stall everybody else.
+        log.error(
+            "unusable schedule; retrying in an hour", company_id=inst.company_id, error=str(exc)
+        )
+        inst.next_run_at = now + timedelta(hours=1)
+
+
+async def get(session: AsyncSession, company_id: int) -> Installation | None:
+    """One installation, or None."""
+    return await repository.get(session, company_id)
+
+
+async def require(session: AsyncSession, company_id: int) -> Installation:
+    """One installation, or InstallationNotFound."""
     inst = await repository.get(session, company_id)
     if inst is None:
-        raise NotFound(f"no installation for company {company_id}")
+        raise InstallationNotFound(f"no installation for company {company_id}")
     return inst
+
+
+async def record_run_end(
+    session: AsyncSession, company_id: int, run_id: str, health: dict[str, int]
+) -> None:
+    """Notes an installation's last run and adds its Integration Health counts."""
+    inst = await repository.get(session, company_id)
+    if inst is not None:
+        inst.last_run_id = run_id
+        inst.health_add(health)
+
+
+async def record_missing_projects(
+    session: AsyncSession, company_id: int, missing: list[int]
+) -> bool:
+    """Flags projects that left the permitted list; True when the flagged set changed."""
+    inst = await repository.get(session, company_id)
+    if inst is None or inst.missing_projects == missing:
+        return False
+    inst.missing_projects = missing
+    return True
+
+
+async def mark_credentials_invalid(session: AsyncSession, company_id: int, error: str) -> None:
+    """Procore rejected the installation's credentials: no runs until they are replaced."""
+    inst = await repository.get(session, company_id)
+    if inst is not None and inst.status == InstallationStatus.active:
+        inst.status = InstallationStatus.credentials_invalid
+        inst.credentials_error = error
 
 
 async def credentials_for(
@@ -201,12 +256,6 @@ def credentials_source(inst: Installation, rt: Runtime) -> Literal["installation
     return "app" if rt.settings.client_id and rt.settings.client_secret else "none"
 
 
-async def destination_url_for(session: AsyncSession, rt: Runtime, inst: Installation) -> str:
-    """The installation's destination URL (decrypted; never show it unredacted)."""
-    url = await secrets.get_secret(session, rt.keyring, inst.company_id, SecretKind.destination_url)
-    return url or rt.settings.destination_url.get_secret_value()
-
-
 async def apply_patch(
     session: AsyncSession, rt: Runtime, company_id: int, patch: InstallationPatch
 ) -> tuple[Installation, str | None]:
@@ -218,7 +267,7 @@ async def apply_patch(
     new_secret = None
     inst = await repository.get(session, company_id, for_update=True)
     if inst is None:
-        raise NotFound(f"no installation for company {company_id}")
+        raise InstallationNotFound(f"no installation for company {company_id}")
     if patch.schedule is not None:
         try:
             schedule = parse_schedule(patch.schedule)
@@ -263,9 +312,9 @@ async def apply_patch(
 def ensure_syncable(inst: Installation) -> None:
     """Refuses to queue runs for installations that cannot run."""
     if inst.status == InstallationStatus.uninstalled:
-        raise Conflict(f"company {inst.company_id} is uninstalled")
+        raise InstallationNotSyncable(f"company {inst.company_id} is uninstalled")
     if inst.status == InstallationStatus.credentials_invalid:
-        raise Conflict(
+        raise InstallationNotSyncable(
             f"company {inst.company_id} has invalid credentials; replace them first "
             f"(PUT /admin/v1/installations/{inst.company_id}/credentials)"
         )
@@ -275,9 +324,9 @@ async def replace_credentials(
     session: AsyncSession, rt: Runtime, company_id: int, client_id: str, client_secret: str
 ) -> Installation:
     """Checks new credentials against Procore's token endpoint, then stores them encrypted."""
-    inst = await get_or_404(session, company_id)
+    inst = await require(session, company_id)
     if inst.status == InstallationStatus.uninstalled:
-        raise Conflict(
+        raise InstallationNotSyncable(
             f"company {company_id} is uninstalled: its credentials were destroyed and are not "
             "stored again until it is installed again"
         )
@@ -305,53 +354,3 @@ async def replace_credentials(
         inst.status, inst.credentials_error = InstallationStatus.active, None
     await session.flush()
     return inst
-
-
-def is_http_destination(url: str) -> bool:
-    """True for destinations that receive signed HTTP pushes."""
-    return url.lower().startswith(("https://", "http://"))
-
-
-async def ensure_signing_secret(
-    session: AsyncSession, rt: Runtime, company_id: int, url: str
-) -> str | None:
-    """Gives an HTTP destination its per-installation signing secret; returns it if new."""
-    if not is_http_destination(url):
-        return None
-    kind = SecretKind.destination_signing_secret
-    if await secrets.has_secret(session, company_id, kind):
-        return None
-    secret = generate_signing_secret()
-    await secrets.put_secret(session, rt.keyring, company_id, kind, secret)
-    return secret
-
-
-async def rotate_signing_secret(
-    session: AsyncSession,
-    rt: Runtime,
-    company_id: int,
-    *,
-    secret: str | None = None,
-    grace: timedelta = destination_secrets.DEFAULT_GRACE,
-) -> tuple[str, datetime | None]:
-    """A new (or the operator's known) signing secret for the installation's HTTP destination;
-    the previous one keeps signing beside it for `grace`. Returns it and when the old stops."""
-    if secret is not None:
-        try:
-            key_length = len(decode_secret(secret))
-        except ValueError as exc:
-            raise BadRequest(
-                f"signing_secret: {exc}", details=[{"field": "signing_secret"}]
-            ) from None
-        if not 24 <= key_length <= 64:
-            raise BadRequest(
-                f"signing_secret: must decode to 24 to 64 bytes, got {key_length}",
-                details=[{"field": "signing_secret"}],
-            )
-    inst = await get_or_404(session, company_id)
-    url = await destination_url_for(session, rt, inst)
-    if not is_http_destination(url):
-        raise Conflict(f"company {company_id} does not push to an HTTP destination")
-    return await destination_secrets.replace_signing_secret(
-        session, rt.keyring, company_id, secret=secret, grace=grace
-    )

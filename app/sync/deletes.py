@@ -6,8 +6,9 @@ from collections import defaultdict
 
 from app.core.database import unit_of_work, utcnow
 from app.core.logging import get_logger
-from app.sync import state as state_repo
-from app.sync.context import PendingDelete, RunContext
+from app.runs import state as state_repo
+from app.runs.progress import PendingDelete
+from app.sync.context import RunContext
 
 log = get_logger(__name__)
 

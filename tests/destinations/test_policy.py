@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from app.core.settings import SettingsError, load_settings
+from app.config import SettingsError, load_settings
 from app.destinations import (
     DestinationError,
     DestinationPolicy,
@@ -212,8 +212,8 @@ class TestSettings:
                 destination_root=str(tmp_path / "root"),
                 destination_url=f"sqlite:///{tmp_path}/out.db",
             )
-        assert str(caught.value).startswith("CONNECTOR_DESTINATION_ROOT: ")
-        assert "CONNECTOR_DESTINATION_URL is refused" in str(caught.value)
+        assert str(caught.value).startswith("CONNECTOR_DESTINATION_URL: ")
+        assert "outside CONNECTOR_DESTINATION_ROOT" in str(caught.value)
 
     def test_the_default_destination_may_not_be_the_services_database(self, tmp_path: Path) -> None:
         with pytest.raises(SettingsError, match="the service's own database"):

@@ -1,6 +1,6 @@
-"""What an installation keeps about its destinations beside the URL, encrypted like it:
-the destinations it has written to (so a purge finds them all) and its signing secrets
-(the current one and, during a rotation's grace period, the previous one)."""
+"""An installation's destination: its URL (stored encrypted), the destinations it has written
+to (so a purge finds them all) and its HTTP signing secrets (the current one and, during a
+rotation's grace period, the previous one), all stored encrypted like the URL."""
 
 from __future__ import annotations
 
@@ -13,7 +13,15 @@ from app.core import json_codec
 from app.credentials import service as secrets
 from app.credentials.crypto import Keyring
 from app.credentials.models import SecretKind
-from app.destinations.signing import generate_signing_secret
+from app.destinations.signing import decode_secret, generate_signing_secret
+from app.installations import repository
+from app.installations.errors import (
+    InstallationNotFound,
+    InvalidSigningSecret,
+    NotAnHTTPDestination,
+)
+from app.installations.models import Installation
+from app.runtime import Runtime
 
 DEFAULT_GRACE = timedelta(hours=24)
 MAX_GRACE = timedelta(days=30)
@@ -121,3 +129,62 @@ async def forget_destination(
     remaining = [u for u in await destinations_written(session, keyring, company_id) if u != url]
     kind = SecretKind.destination_history
     await secrets.put_secret(session, keyring, company_id, kind, json_codec.dumps(remaining))
+
+
+async def destination_url_for(session: AsyncSession, rt: Runtime, inst: Installation) -> str:
+    """The installation's destination URL (decrypted; never show it unredacted)."""
+    url = await secrets.get_secret(session, rt.keyring, inst.company_id, SecretKind.destination_url)
+    return url or rt.settings.destination_url.get_secret_value()
+
+
+def is_http_destination(url: str) -> bool:
+    """True for destinations that receive signed HTTP pushes."""
+    return url.lower().startswith(("https://", "http://"))
+
+
+async def ensure_signing_secret(
+    session: AsyncSession, rt: Runtime, company_id: int, url: str
+) -> str | None:
+    """Gives an HTTP destination its per-installation signing secret; returns it if new."""
+    if not is_http_destination(url):
+        return None
+    kind = SecretKind.destination_signing_secret
+    if await secrets.has_secret(session, company_id, kind):
+        return None
+    secret = generate_signing_secret()
+    await secrets.put_secret(session, rt.keyring, company_id, kind, secret)
+    return secret
+
+
+async def rotate_signing_secret(
+    session: AsyncSession,
+    rt: Runtime,
+    company_id: int,
+    *,
+    secret: str | None = None,
+    grace: timedelta | None = None,
+) -> tuple[str, datetime | None]:
+    """A new (or the operator's known) signing secret for the installation's HTTP destination;
+    the previous one keeps signing beside it for `grace`. Returns it and when the old stops."""
+    if secret is not None:
+        try:
+            key_length = len(decode_secret(secret))
+        except ValueError as exc:
+            raise InvalidSigningSecret(f"signing_secret: {exc}") from None
+        if not 24 <= key_length <= 64:
+            raise InvalidSigningSecret(
+                f"signing_secret: must decode to 24 to 64 bytes, got {key_length}"
+            )
+    inst = await repository.get(session, company_id)
+    if inst is None:
+        raise InstallationNotFound(f"no installation for company {company_id}")
+    url = await destination_url_for(session, rt, inst)
+    if not is_http_destination(url):
+        raise NotAnHTTPDestination(f"company {company_id} does not push to an HTTP destination")
+    return await replace_signing_secret(
+        session,
+        rt.keyring,
+        company_id,
+        secret=secret,
+        grace=DEFAULT_GRACE if grace is None else grace,
+    )
