@@ -13,9 +13,15 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.destinations import Destination
+from app.destinations import Destination, WriteResult
 from app.procore import ProcoreCredentials, RequestStats
-from app.runs.progress import PendingDelete, RunProgress, StreamStats
+from app.runs.progress import (
+    MAX_LISTED_QUARANTINED,
+    PendingDelete,
+    QuarantinedNote,
+    RunProgress,
+    StreamStats,
+)
 from app.runtime import Runtime
 
 # Stores a run's progress in the caller's transaction (the one that saves a checkpoint).
@@ -26,6 +32,17 @@ Guard = Callable[[AsyncSession], Awaitable[None]]
 
 async def _no_fence(_session: AsyncSession) -> None:
     return None
+
+
+def count_write(stats: StreamStats, result: WriteResult) -> None:
+    """Adds a destination write to a stream's figures: records written, and the quarantined
+    ones as skipped (the first few listed with their id and reason)."""
+    stats.records_written += result.written
+    stats.records_skipped += len(result.quarantined)
+    room = max(0, MAX_LISTED_QUARANTINED - len(stats.quarantined))
+    stats.quarantined.extend(
+        QuarantinedNote(id=item.id, reason=item.reason) for item in result.quarantined[:room]
+    )
 
 
 class RunCancelled(Exception):
@@ -50,6 +67,8 @@ class RunSpec:
     window_end: datetime
     previous: RunProgress = field(default_factory=RunProgress)
     destination_generation: int = 0
+    # Replaced signing secrets still in their grace period: each push is signed with them too.
+    previous_signing_secrets: tuple[str, ...] = ()
 
 
 @dataclass
