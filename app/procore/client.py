@@ -22,6 +22,7 @@ from app.core.retry import (
 from app.procore.connection import USER_AGENT
 from app.procore.credentials import ProcoreCredentials, RequestStats
 from app.procore.errors import (
+    ProcoreBadRequestError,
     ProcoreError,
     ProcoreNetworkError,
     ProcoreRateLimitError,
@@ -31,7 +32,7 @@ from app.procore.errors import (
     request_id_of,
 )
 from app.procore.health import HealthCounters
-from app.procore.paging import Page, next_page_number, records_of
+from app.procore.paging import Page, next_page_number, records_of, smaller_page
 from app.procore.ratelimit import CompanyLimiter, RateLimiters, WindowWaitTooLongError
 from app.procore.tokens import TokenCache, TokenRefresh
 
@@ -42,6 +43,8 @@ Params = Mapping[str, str | int | Sequence[str]]
 # The only endpoints Procore answers without a Procore-Company-Id header.
 COMPANYLESS_PATHS = frozenset({"/rest/v1.0/companies", "/rest/v1.0/me"})
 COMPANIES_PATH = "/rest/v1.0/companies"
+# The smallest page a 408 makes us ask for.
+MIN_PER_PAGE = 25
 
 
 def needs_company_header(path: str) -> bool:
@@ -139,17 +142,33 @@ class ProcoreClient:
         params: Params | None = None,
         stats: RequestStats | None = None,
         start_page: int = 1,
+        per_page: int | None = None,
+        max_per_page: int | None = None,
     ) -> AsyncIterator[Page]:
         """Yields a listing page by page from ``start_page``, following ``Link: next``.
 
-        ``page`` and ``per_page`` in ``params`` are ignored: the client owns them. Only one page
-        is held at a time, so memory stays flat whatever the size of the listing.
+        ``page`` and ``per_page`` in ``params`` are ignored: the client owns them. The page size
+        is the client's, capped by ``max_per_page`` (an endpoint's documented maximum), unless
+        ``per_page`` is given (a resumed listing keeps the size it started with). A 408 ("the
+        request took too long") is read again at the same position with half the page size.
+        Only one page is held at a time, so memory stays flat whatever the size of the listing.
         """
         base = [(k, v) for k, v in _query_items(params) if k not in ("page", "per_page")]
+        size = per_page or min(self.per_page, max_per_page or self.per_page)
         page: int | None = max(1, start_page)
         while page is not None:
-            query = [*base, ("page", str(page)), ("per_page", str(self.per_page))]
-            page_obj = await self._fetch_page(creds, path, company_id, query, stats, page)
+            query = [*base, ("page", str(page)), ("per_page", str(size))]
+            try:
+                page_obj = await self._fetch_page(creds, path, company_id, query, stats, page, size)
+            except ProcoreBadRequestError as exc:
+                smaller = (
+                    smaller_page(page, size, floor=MIN_PER_PAGE) if exc.status == 408 else None
+                )
+                if smaller is None:
+                    raise
+                log.warning("procore answered 408: smaller pages", path=path, per_page=smaller[1])
+                page, size = smaller
+                continue
             yield page_obj
             page = page_obj.next_page
 
@@ -161,14 +180,15 @@ class ProcoreClient:
         query: list[tuple[str, str | int | float | bool | None]],
         stats: RequestStats | None,
         page: int,
+        per_page: int,
     ) -> Page:
         response = await self._send(creds, path, company_id, query, stats)
         records, is_list = records_of(self._decode(response, path))
         if not is_list:
             # A single object: this endpoint does not page.
-            return Page(records=records, page=page, next_page=None, total=None)
-        next_page, total = next_page_number(page, len(records), response.headers, self.per_page)
-        return Page(records=records, page=page, next_page=next_page, total=total)
+            return Page(records=records, page=page, next_page=None, total=None, per_page=per_page)
+        next_page, total = next_page_number(page, len(records), response, per_page)
+        return Page(records=records, page=page, next_page=next_page, total=total, per_page=per_page)
 
     async def list_companies(
         self, creds: ProcoreCredentials, *, stats: RequestStats | None = None

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -52,7 +53,11 @@ def reader_for(stream: Stream) -> Reader:
 
 
 async def read_listing(unit: UnitDriver, state: UnitState) -> None:
-    """A listing: changes since the cursor (with a lookback), or everything when full."""
+    """A listing: changes since the cursor (with a lookback), or everything when full.
+
+    A stream with several listings (users and their inactive list) reads them in turn, with
+    the same filters; together they decide the stream's known ids.
+    """
     ctx, stream = unit.ctx, unit.stream
     resume = state.resume if isinstance(state.resume, ListingCheckpoint) else None
     full = unit.is_full(state) if resume is None else resume.full
@@ -63,26 +68,41 @@ async def read_listing(unit: UnitDriver, state: UnitState) -> None:
         params["filters[updated_at]"] = updated_at_filter(start, ctx.window_end)
     if resume is not None:
         params = dict(resume.params)
-    start_page = resume.next_page if resume else 1
     seen: set[int] | None = set() if (full and resume is None) else None
     listed: list[int] = []
-    try:
-        complete = await _list(unit, params, start_page, full, seen, listed)
-    except ProcoreBadRequestError:
-        if "filters[updated_at]" not in params or start_page != 1:
-            raise
-        # An endpoint that refuses the updated_at filter is read in full instead.
-        unit.stats.note = "filters[updated_at] refused: read in full"
-        params.pop("filters[updated_at]")
-        full, seen = True, (set() if resume is None else None)
-        complete = await _list(unit, params, 1, full, seen, listed)
-    if not complete and "filters[updated_at]" in params:
-        # Records changed while the pages were read, so the page boundaries moved and some
-        # records were skipped: read the changes once more (upserts make it harmless).
-        complete = await _list(unit, params, 1, full, None, listed)
-    if not complete:
-        seen = None  # a listing that shifted under us must not decide deletes
-    await unit.find_deletes(seen, state.known_ids)
+    paths = stream.list_paths(company_id=ctx.company_id, project_id=unit.project_id)
+    first_path = resume.path_index if resume else 0
+    for index in range(first_path, len(paths)):
+        at = (
+            _Position(index, paths[index], resume.next_page, resume.per_page)
+            if (resume and index == first_path)
+            else _Position(index, paths[index], 1, None)
+        )
+        try:
+            complete = await _list(unit, params, at, full, seen, listed)
+        except ProcoreBadRequestError as exc:
+            too_large = exc.status == 408  # never answered with a bigger, unfiltered read
+            if too_large or "filters[updated_at]" not in params or at.page != 1 or index != 0:
+                raise
+            # An endpoint that refuses the updated_at filter is read in full instead.
+            unit.stats.note = "filters[updated_at] refused: read in full"
+            params.pop("filters[updated_at]")
+            full, seen = True, (set() if resume is None else None)
+            complete = await _list(unit, params, at, full, seen, listed)
+        if not complete and "filters[updated_at]" in params:
+            # Records changed while the pages were read, so the page boundaries moved and some
+            # records were skipped: read the changes once more (upserts make it harmless).
+            complete = await _list(
+                unit, params, _Position(index, at.path, 1, None), full, None, listed
+            )
+        if not complete:
+            seen = None  # a listing that shifted under us must not decide deletes
+    await unit.find_deletes(
+        seen,
+        state.known_ids,
+        first_sync=state.cursor is None and state.known_ids is None,
+        window=params.get("filters[updated_at]"),
+    )
     await unit.complete(
         cursor=ctx.window_end if stream.cursor == Cursor.updated_at else None,
         known_ids=known_ids_after(seen, state.known_ids, listed if state.known_ids else []),
@@ -90,10 +110,20 @@ async def read_listing(unit: UnitDriver, state: UnitState) -> None:
     )
 
 
+@dataclass(frozen=True)
+class _Position:
+    """Where a listing is read from: which of the stream's listings, page and page size."""
+
+    index: int
+    path: str
+    page: int
+    per_page: int | None
+
+
 async def _list(
     unit: UnitDriver,
     params: dict[str, Any],
-    start_page: int,
+    at: _Position,
     full: bool,
     seen: set[int] | None,
     listed: list[int],
@@ -105,8 +135,8 @@ async def _list(
     """
     announced: int | None = None
     read = 0
-    async for page in unit.pages(params, start_page):
-        if start_page == 1 and page.page == 1:
+    async for page in unit.pages(params, at.page, path=at.path, per_page=at.per_page):
+        if at.page == 1 and page.page == 1:
             announced = page.total
         read += len(page.records)
         ids = await unit.write(page.records)
@@ -119,6 +149,8 @@ async def _list(
             full=full,
             params=params,
             next_page=page.next_page or page.page + 1,
+            path_index=at.index,
+            per_page=page.per_page,
         )
         await unit.save(checkpoint, written=len(ids))
     return announced is None or read >= announced
@@ -186,13 +218,13 @@ async def read_children(unit: UnitDriver, state: UnitState) -> None:
             continue
         written = 0
         async for page in unit.pages(unit.params(), path=unit.path(parent_id)):
-            ids = await unit.write(page.records)
+            ids = await unit.write(page.records, parent_id=parent_id)
             written += len(ids)
             if seen is not None:
                 seen.update(ids)
         done.append(parent_id)
         await unit.save(ChildrenCheckpoint(run_id=ctx.run_id, parents_done=done), written=written)
-    await unit.find_deletes(seen, state.known_ids)
+    await unit.find_deletes(seen, state.known_ids, first_sync=state.known_ids is None, window=None)
     await unit.complete(
         cursor=None,
         known_ids=known_ids_after(seen, state.known_ids, []),
