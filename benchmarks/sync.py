@@ -32,6 +32,7 @@ from app.credentials.crypto import generate_key
 from app.installations import service
 from app.scheduling import queue
 from app.scheduling.worker import Worker
+from procore_sim import SimulatorConfig
 from procore_sim.server import SimulatorProcess
 
 STREAMS = ["rfis", "submittals", "observations", "punch_items"]
@@ -128,7 +129,22 @@ def main() -> None:
         f"sync benchmark: {total:,} records ({len(STREAMS)} streams x {args.projects} projects "
         f"x {args.records}), per_page={PER_PAGE}"
     )
-    with SimulatorProcess(projects=args.projects, records=args.records) as sim:
+    sim_config = SimulatorConfig.lenient(
+        companies=1,
+        projects=args.projects,
+        records=args.records,
+        # until issue 13 lands in the app: it lists projects without filters[by_status]=All
+        active_projects_only=False,
+        # until issue 13 lands in the app: it reads commitments without view=extended
+        compact_commitments=False,
+        # until issue 13 lands in the app: it reads manpower logs without filters[status]=all
+        approved_manpower_only=False,
+        # until issue 13 lands in the app: it keys budget detail rows by id alone, not by view
+        budget_rows_repeat_ids=False,
+        # until issue 13 lands in the app: it does not read /users/inactive and /vendors/inactive
+        inactive_on_own_lists=False,
+    )
+    with SimulatorProcess(sim_config) as sim:
         sim_url = sim.url
         tmp = Path(tempfile.mkdtemp(prefix="sync-bench-dest-"))
         print("destination SQLite:")

@@ -11,8 +11,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from procore_sim.budget import view_rows
 from procore_sim.catalog import STREAMS, StreamSpec
 from procore_sim.generate.common import iso
+from procore_sim.generate.financial import compact_commitment
 from procore_sim.guard import Caller, check_company, check_project, guard, sim_of
 from procore_sim.listing import (
     ApiError,
@@ -26,7 +28,7 @@ from procore_sim.listing import (
     sort_records,
 )
 from procore_sim.state import Simulator
-from procore_sim.store import Stored, View, parse_ts
+from procore_sim.store import Stored, View, dumps, parse_ts
 
 Target = Literal["company_query", "company_path", "project_path", "project_query"]
 JSON = "application/json; charset=utf-8"
@@ -43,6 +45,8 @@ class ListRoute:
     filters: bool = True
     parent_param: str | None = None
     daily: bool = False
+    # Procore's /users/inactive and /vendors/inactive lists.
+    inactive: bool = False
 
 
 def json_response(
@@ -53,10 +57,17 @@ def json_response(
     return Response(raw, status_code=status, headers=dict(headers or {}), media_type=JSON)
 
 
-def paged(request: Request, sim: Simulator, items: list[Stored] | list[bytes]) -> Response:
+def paged(
+    request: Request,
+    sim: Simulator,
+    items: list[Stored] | list[bytes],
+    *,
+    max_per_page: int | None = None,
+) -> Response:
     """One page of items with Total, Per-Page and Link headers."""
     cfg = sim.config
-    page, per_page = page_params(request.query_params, cfg.default_per_page, cfg.max_per_page)
+    cap = cfg.max_per_page if max_per_page is None else max_per_page
+    page, per_page = page_params(request.query_params, cfg.default_per_page, cap)
     chunk = items[(page - 1) * per_page : page * per_page]
     if chunk and isinstance(chunk[0], bytes):
         body = b"[" + b",".join(c for c in chunk if isinstance(c, bytes)) + b"]"
@@ -113,6 +124,60 @@ def _view(spec: StreamSpec, route: ListRoute, params: Mapping[str, str]) -> View
     return "active"
 
 
+def _choice(params: Mapping[str, str], name: str, allowed: tuple[str, ...], default: str) -> str:
+    """A filter value from a fixed set (case-insensitive); 422 for anything else."""
+    value = params.get(f"filters[{name}]", "").strip()
+    if not value:
+        return default
+    for option in allowed:
+        if value.lower() == option.lower():
+            return option
+    raise ApiError(422, {"errors": {name: [f"must be one of {', '.join(allowed)}"]}})
+
+
+def _project_status(
+    records: list[Stored], params: Mapping[str, str], sim: Simulator
+) -> list[Stored]:
+    """Active projects unless filters[by_status] is All or Inactive (procore-api.md section 11)."""
+    default = "Active" if sim.config.active_projects_only else "All"
+    status = _choice(params, "by_status", ("All", "Active", "Inactive"), default)
+    if status == "All":
+        return records
+    want = status == "Active"
+    return [s for s in records if bool(s.data.get("active", True)) == want]
+
+
+def _people_status(records: list[Stored], route: ListRoute, sim: Simulator) -> list[Stored]:
+    """Inactive users/vendors only on their /inactive lists (when so configured)."""
+    if route.inactive:
+        return [s for s in records if s.data.get("is_active") is False]
+    if sim.config.inactive_on_own_lists:
+        return [s for s in records if s.data.get("is_active") is not False]
+    return records
+
+
+def _manpower_status(
+    records: list[Stored], params: Mapping[str, str], sim: Simulator
+) -> list[Stored]:
+    """Approved manpower logs unless filters[status] says pending or all."""
+    default = "approved" if sim.config.approved_manpower_only else "all"
+    status = _choice(params, "status", ("pending", "approved", "all"), default)
+    if status == "all":
+        return records
+    return [s for s in records if s.data.get("status") == status]
+
+
+def _budget_view(
+    request: Request, route: ListRoute, sim: Simulator, company_id: int, project_id: int
+) -> dict[str, object]:
+    parent_id = int(request.path_params[route.parent_param or ""])
+    parents = sim.store.partition("budget_views", company_id, project_id).view("active")
+    for parent in parents:
+        if parent.data["id"] == parent_id:
+            return parent.data
+    raise ApiError(404, {"errors": f"Budget view {parent_id} not found"})
+
+
 def _select(
     request: Request,
     route: ListRoute,
@@ -120,20 +185,22 @@ def _select(
     spec: StreamSpec,
     company_id: int,
     project_id: int,
-) -> list[Stored]:
+) -> list[Stored] | list[bytes]:
     params = request.query_params
-    records = sim.store.partition(spec.name, company_id, project_id).view(
-        _view(spec, route, params)
-    )
+    part = sim.store.partition(spec.name, company_id, project_id)
+    records = part.view(_view(spec, route, params))
     if route.parent_param is not None:
-        parent_id = int(request.path_params[route.parent_param])
-        parent_stream = spec.parent or ""
-        parents = sim.store.partition(parent_stream, company_id, project_id).view("active")
-        if all(p.data["id"] != parent_id for p in parents):
-            raise ApiError(404, {"errors": f"Budget view {parent_id} not found"})
-        records = [s for s in records if s.data.get("budget_view_id") == parent_id]
+        view = _budget_view(request, route, sim, company_id, project_id)
+        if sim.config.budget_rows_repeat_ids:
+            return view_rows(part, view, iso(sim.store.anchor)[:7])
+        records = [s for s in records if s.data.get("budget_view_id") == view["id"]]
     if spec.name == "projects":
         records = [s for s in records if sim.project_permitted(int(s.data["id"]))]
+        records = _project_status(records, params, sim)
+    if spec.name in ("users", "vendors"):
+        records = _people_status(records, route, sim)
+    if spec.name == "daily_manpower_logs":
+        records = _manpower_status(records, params, sim)
     if route.daily:
         records = _daily_window(records, params, sim)
     if route.filters and spec.updated_filter and params.get("filters[updated_at]"):
@@ -148,7 +215,47 @@ def _select(
     keys = sort_keys(params, spec.sort) if route.filters else []
     if keys:
         records = sort_records(records, keys)
+    if spec.name in COMMITMENTS and _compact(params, sim):
+        return [_compact_bytes(s) for s in records]
     return records
+
+
+COMMITMENTS = ("work_order_contracts", "purchase_order_contracts")
+
+
+def _compact(params: Mapping[str, str], sim: Simulator) -> bool:
+    """Whether commitments are served compact: the default unless view=extended."""
+    view = params.get("view", "").strip().lower()
+    if view == "extended":
+        return False
+    return view == "compact" or sim.config.compact_commitments
+
+
+def _compact_bytes(stored: Stored) -> bytes:
+    if stored.alt_raw is None:
+        stored.alt_raw = dumps(compact_commitment(stored.data))
+    return stored.alt_raw
+
+
+def _too_large(request: Request, sim: Simulator) -> None:
+    """408 for an unfiltered read asking for more than the configured page size."""
+    threshold = sim.faults.too_large_per_page
+    if threshold is None:
+        return
+    params = request.query_params
+    try:
+        per_page = int(params.get("per_page", sim.config.default_per_page))
+    except ValueError:
+        return
+    filtered = any(key.startswith("filters[") for key in params)
+    if per_page > threshold and not filtered:
+        raise ApiError(
+            408,
+            {
+                "errors": "Request Timeout: the request took too long. Fetch large datasets "
+                "with filters and smaller pages."
+            },
+        )
 
 
 def _daily_window(records: list[Stored], params: Mapping[str, str], sim: Simulator) -> list[Stored]:
@@ -176,21 +283,29 @@ def list_endpoint(route: ListRoute) -> Callable[[Request], Awaitable[Response]]:
         caller = guard(request)
         with sim.lock:
             company_id, project_id = _scope(request, route, sim, caller)
+            _too_large(request, sim)
             records = _select(request, route, sim, spec, company_id, project_id)
-            return paged(request, sim, records)
+            cap = sim.config.projects_max_per_page if spec.name == "projects" else None
+            return paged(request, sim, records, max_per_page=cap)
 
     return endpoint
 
 
 async def companies_endpoint(request: Request) -> Response:
-    """GET /rest/v1.0/companies: the companies where the app is installed."""
+    """GET /rest/v1.0/companies: the companies where the app is installed.
+
+    Free companies only with include_free_companies=true (procore-api.md section 11).
+    """
     sim = sim_of(request)
     guard(request, company_required=False)
-    fields = ("id", "name", "is_active", "logo_url", "my_company")
+    include_free = request.query_params.get("include_free_companies", "").lower() == "true"
+    fields = ("id", "name", "is_active", "logo_url", "pcn_business_experience", "my_company")
     items = [
         json.dumps({k: c[k] for k in fields}, separators=(",", ":")).encode()
-        for c in sim.listed_companies()
+        for c in sim.listed_companies(include_free=include_free)
     ]
+    if sim.take_empty_companies_answer():
+        items = []  # a one-off empty answer, armed through the control API
     return paged(request, sim, items)
 
 
@@ -198,10 +313,9 @@ async def me_endpoint(request: Request) -> Response:
     """GET /rest/v1.0/me: the DMSA service user."""
     sim = sim_of(request)
     caller = guard(request, company_required=False)
-    base = sim.config.seed * 1000 + 7
     return json_response(
         {
-            "id": base,
+            "id": sim.me_id(),
             "login": f"{caller.client_id}@dmsa.procore.invalid",
             "name": "Data Connector (DMSA)",
         }
@@ -220,6 +334,18 @@ def list_routes() -> list[ListRoute]:
             filters=False,
         ),
         ListRoute("/rest/v1.0/vendors", "vendors", "company_query"),
+        ListRoute(
+            "/rest/v1.0/companies/{company_id:int}/vendors/inactive",
+            "vendors",
+            "company_path",
+            inactive=True,
+        ),
+        ListRoute(
+            "/rest/v1.0/companies/{company_id:int}/users/inactive",
+            "users",
+            "company_path",
+            inactive=True,
+        ),
         ListRoute("/rest/v1.0/projects/{project_id:int}/rfis", "rfis", "project_path"),
         ListRoute(
             "/rest/v1.0/projects/{project_id:int}/rfis/recycle_bin",

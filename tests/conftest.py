@@ -18,6 +18,22 @@ from tests.factories import RunningService, make_settings
 
 POSTGRES_URL = os.environ.get("CONNECTOR_TEST_POSTGRES_URL")
 
+# The simulator behaves like production by default (procore_sim.config). The app's suites
+# raise its rate limits for speed (SimulatorConfig.lenient) and switch off, one by one, the
+# production behaviours the app does not handle yet.
+UNTIL_ISSUE_13: dict[str, Any] = {
+    # until issue 13 lands in the app: it lists projects without filters[by_status]=All
+    "active_projects_only": False,
+    # until issue 13 lands in the app: it reads commitments without view=extended
+    "compact_commitments": False,
+    # until issue 13 lands in the app: it reads manpower logs without filters[status]=all
+    "approved_manpower_only": False,
+    # until issue 13 lands in the app: it keys budget detail rows by id alone, not by view
+    "budget_rows_repeat_ids": False,
+    # until issue 13 lands in the app: it does not read /users/inactive and /vendors/inactive
+    "inactive_on_own_lists": False,
+}
+
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
@@ -58,7 +74,7 @@ def database_url(tmp_path: Path) -> Iterator[str]:
 @pytest.fixture
 def sim_config() -> SimulatorConfig:
     """A small simulated Procore: 2 companies, 2 projects each, 12 records per stream."""
-    return SimulatorConfig(companies=2, projects=2, records=12, seed=3)
+    return SimulatorConfig.lenient(companies=2, projects=2, records=12, seed=3, **UNTIL_ISSUE_13)
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ import pytest
 
 from procore_sim import SimulatorConfig
 from procore_sim.server import SimulatorServer
+from tests.conftest import UNTIL_ISSUE_13
 from tests.factories import (
     ADMIN_TOKEN,
     RunningService,
@@ -35,7 +36,9 @@ ROUTES = [
 @pytest.fixture
 def sim_config() -> SimulatorConfig:
     """Two companies and one more DMSA pair the simulator accepts (a tenant's own)."""
-    return SimulatorConfig(companies=2, projects=2, records=12, seed=3, extra_clients=(TENANT,))
+    return SimulatorConfig.lenient(
+        companies=2, projects=2, records=12, seed=3, extra_clients=(TENANT,), **UNTIL_ISSUE_13
+    )
 
 
 def company(sim: SimulatorServer, index: int = 0) -> int:

@@ -23,6 +23,7 @@ from app.scheduling import queue
 from app.sync.models import SyncRun
 from procore_sim import SimulatorConfig
 from procore_sim.server import SimulatorServer
+from tests.conftest import UNTIL_ISSUE_13
 from tests.factories import TEST_KEY, RunningService, install_event, make_settings
 
 # Several worker processes share one database, which SQLite cannot do well: these run in the
@@ -32,7 +33,7 @@ needs_postgres = pytest.mark.postgres_only
 
 @pytest.fixture
 def sim_config() -> SimulatorConfig:
-    return SimulatorConfig(companies=4, projects=3, records=12, seed=5)
+    return SimulatorConfig.lenient(companies=4, projects=3, records=12, seed=5, **UNTIL_ISSUE_13)
 
 
 class WorkerProcess:

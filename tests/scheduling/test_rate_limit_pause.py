@@ -10,14 +10,21 @@ import pytest
 
 from procore_sim import SimulatorConfig
 from procore_sim.server import SimulatorServer
+from tests.conftest import UNTIL_ISSUE_13
 from tests.factories import RunningService, install_event, query_rows
 
 
 @pytest.fixture
 def sim_config() -> SimulatorConfig:
     # A 6-second "hourly" window of 5 requests: longer than the client may wait in place.
-    return SimulatorConfig(
-        companies=1, projects=2, records=12, seed=3, hourly_limit=5, hourly_window_seconds=6
+    return SimulatorConfig.lenient(
+        companies=1,
+        projects=2,
+        records=12,
+        seed=3,
+        hourly_limit=5,
+        hourly_window_seconds=6,
+        **UNTIL_ISSUE_13,
     )
 
 
@@ -56,7 +63,9 @@ class TestSpentWindow:
 class TestDeletesAcrossAPause:
     @pytest.fixture
     def sim_config(self) -> SimulatorConfig:
-        return SimulatorConfig(companies=1, projects=2, records=12, seed=3, hourly_window_seconds=6)
+        return SimulatorConfig.lenient(
+            companies=1, projects=2, records=12, seed=3, hourly_window_seconds=6, **UNTIL_ISSUE_13
+        )
 
     @pytest.fixture
     def service_overrides(self) -> dict[str, Any]:

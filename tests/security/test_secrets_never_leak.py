@@ -14,6 +14,7 @@ import structlog
 from app.core.logging import configure_logging
 from procore_sim import SimulatorConfig
 from procore_sim.server import SimulatorServer
+from tests.conftest import UNTIL_ISSUE_13
 from tests.factories import (
     ADMIN_TOKEN,
     CALLBACK_SECRET,
@@ -30,8 +31,14 @@ DESTINATION_PASSWORD = "dest-pw-3f8a2c"
 
 @pytest.fixture
 def sim_config() -> SimulatorConfig:
-    return SimulatorConfig(
-        companies=2, projects=2, records=12, seed=3, extra_clients=(TENANT,), token_lifetime=3
+    return SimulatorConfig.lenient(
+        companies=2,
+        projects=2,
+        records=12,
+        seed=3,
+        extra_clients=(TENANT,),
+        token_lifetime=3,
+        **UNTIL_ISSUE_13,
     )
 
 

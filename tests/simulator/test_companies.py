@@ -95,7 +95,9 @@ class TestPermittedProjects:
         cid = caller.company_id
         hidden = caller.sim.state.project_ids(cid)[0]
         caller.sim.state.set_project_permitted(cid, hidden, False)
-        listed = caller.get_all("/rest/v1.1/projects", company_id=cid)
+        listed = caller.get_all(
+            "/rest/v1.1/projects", company_id=cid, **{"filters[by_status]": "All"}
+        )
         assert hidden not in [p["id"] for p in listed]
         assert len(listed) == 2
         assert caller.get(f"/rest/v1.0/projects/{hidden}/rfis").status_code == 403

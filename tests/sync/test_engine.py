@@ -11,6 +11,7 @@ import pytest
 
 from procore_sim import SimulatorConfig
 from procore_sim.server import SimulatorServer
+from tests.conftest import UNTIL_ISSUE_13
 from tests.factories import RunningService
 
 
@@ -174,7 +175,9 @@ class TestIncrementalAndDeletes:
 class TestDeleteGuard:
     @pytest.fixture
     def sim_config(self) -> SimulatorConfig:
-        return SimulatorConfig(companies=1, projects=1, records=40, seed=5)
+        return SimulatorConfig.lenient(
+            companies=1, projects=1, records=40, seed=5, **UNTIL_ISSUE_13
+        )
 
     def test_mass_delete_is_refused_and_reported(
         self, service: RunningService, sim: SimulatorServer, destination_url: str

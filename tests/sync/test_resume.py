@@ -20,6 +20,7 @@ from sqlalchemy.engine import make_url
 
 from procore_sim import SimulatorConfig
 from procore_sim.server import SimulatorServer
+from tests.conftest import UNTIL_ISSUE_13
 from tests.factories import ADMIN_TOKEN, CALLBACK_SECRET, TEST_KEY, install_event, signed
 
 
@@ -65,7 +66,7 @@ class ServiceProcess:
 
 @pytest.fixture
 def slow_sim() -> Iterator[SimulatorServer]:
-    config = SimulatorConfig(companies=1, projects=3, records=60, seed=11)
+    config = SimulatorConfig.lenient(companies=1, projects=3, records=60, seed=11, **UNTIL_ISSUE_13)
     with SimulatorServer(config, host="127.0.0.1", port=0) as server:
         server.state.set_faults(latency_ms=60)
         yield server
