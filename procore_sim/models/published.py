@@ -848,4 +848,21 @@ PUBLISHED_MODELS: dict[str, PublishedModel] = {
             "delete": "str",
         },
     ),
+    "webhook_events": PublishedModel(
+        "POST <destination_url> (a delivery's event)",
+        "WebhooksDeliveryEvent",
+        {
+            "user_id": "int",
+            "timestamp": "str",
+            "resource_name": "str",
+            "resource_id": "int",
+            "project_id": "int",
+            "id": "int",
+            "ulid": "str",
+            "event_type": "str",
+            "company_id": "int",
+            "api_version": "str",
+            "metadata": "object",
+        },
+    ),
 }
