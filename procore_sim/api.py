@@ -14,7 +14,6 @@ from starlette.routing import BaseRoute, Route
 from procore_sim.budget import view_rows
 from procore_sim.catalog import STREAMS, StreamSpec
 from procore_sim.generate.common import iso
-from procore_sim.generate.financial import compact_commitment
 from procore_sim.guard import Caller, check_company, check_project, guard, sim_of
 from procore_sim.listing import (
     ApiError,
@@ -28,7 +27,16 @@ from procore_sim.listing import (
     sort_records,
 )
 from procore_sim.state import Simulator
-from procore_sim.store import Stored, View, dumps, parse_ts
+from procore_sim.store import Stored, View, parse_ts
+from procore_sim.views import (
+    COMMITMENTS,
+    compact,
+    compact_bytes,
+    manpower_status,
+    people_status,
+    project_status,
+    too_large,
+)
 
 Target = Literal["company_query", "company_path", "project_path", "project_query"]
 JSON = "application/json; charset=utf-8"
@@ -124,49 +132,6 @@ def _view(spec: StreamSpec, route: ListRoute, params: Mapping[str, str]) -> View
     return "active"
 
 
-def _choice(params: Mapping[str, str], name: str, allowed: tuple[str, ...], default: str) -> str:
-    """A filter value from a fixed set (case-insensitive); 422 for anything else."""
-    value = params.get(f"filters[{name}]", "").strip()
-    if not value:
-        return default
-    for option in allowed:
-        if value.lower() == option.lower():
-            return option
-    raise ApiError(422, {"errors": {name: [f"must be one of {', '.join(allowed)}"]}})
-
-
-def _project_status(
-    records: list[Stored], params: Mapping[str, str], sim: Simulator
-) -> list[Stored]:
-    """Active projects unless filters[by_status] is All or Inactive (procore-api.md section 11)."""
-    default = "Active" if sim.config.active_projects_only else "All"
-    status = _choice(params, "by_status", ("All", "Active", "Inactive"), default)
-    if status == "All":
-        return records
-    want = status == "Active"
-    return [s for s in records if bool(s.data.get("active", True)) == want]
-
-
-def _people_status(records: list[Stored], route: ListRoute, sim: Simulator) -> list[Stored]:
-    """Inactive users/vendors only on their /inactive lists (when so configured)."""
-    if route.inactive:
-        return [s for s in records if s.data.get("is_active") is False]
-    if sim.config.inactive_on_own_lists:
-        return [s for s in records if s.data.get("is_active") is not False]
-    return records
-
-
-def _manpower_status(
-    records: list[Stored], params: Mapping[str, str], sim: Simulator
-) -> list[Stored]:
-    """Approved manpower logs unless filters[status] says pending or all."""
-    default = "approved" if sim.config.approved_manpower_only else "all"
-    status = _choice(params, "status", ("pending", "approved", "all"), default)
-    if status == "all":
-        return records
-    return [s for s in records if s.data.get("status") == status]
-
-
 def _budget_view(
     request: Request, route: ListRoute, sim: Simulator, company_id: int, project_id: int
 ) -> dict[str, object]:
@@ -196,11 +161,11 @@ def _select(
         records = [s for s in records if s.data.get("budget_view_id") == view["id"]]
     if spec.name == "projects":
         records = [s for s in records if sim.project_permitted(int(s.data["id"]))]
-        records = _project_status(records, params, sim)
+        records = project_status(records, params, sim)
     if spec.name in ("users", "vendors"):
-        records = _people_status(records, route, sim)
+        records = people_status(records, route.inactive, sim)
     if spec.name == "daily_manpower_logs":
-        records = _manpower_status(records, params, sim)
+        records = manpower_status(records, params, sim)
     if route.daily:
         records = _daily_window(records, params, sim)
     if route.filters and spec.updated_filter and params.get("filters[updated_at]"):
@@ -215,47 +180,9 @@ def _select(
     keys = sort_keys(params, spec.sort) if route.filters else []
     if keys:
         records = sort_records(records, keys)
-    if spec.name in COMMITMENTS and _compact(params, sim):
-        return [_compact_bytes(s) for s in records]
+    if spec.name in COMMITMENTS and compact(params, sim):
+        return [compact_bytes(s) for s in records]
     return records
-
-
-COMMITMENTS = ("work_order_contracts", "purchase_order_contracts")
-
-
-def _compact(params: Mapping[str, str], sim: Simulator) -> bool:
-    """Whether commitments are served compact: the default unless view=extended."""
-    view = params.get("view", "").strip().lower()
-    if view == "extended":
-        return False
-    return view == "compact" or sim.config.compact_commitments
-
-
-def _compact_bytes(stored: Stored) -> bytes:
-    if stored.alt_raw is None:
-        stored.alt_raw = dumps(compact_commitment(stored.data))
-    return stored.alt_raw
-
-
-def _too_large(request: Request, sim: Simulator) -> None:
-    """408 for an unfiltered read asking for more than the configured page size."""
-    threshold = sim.faults.too_large_per_page
-    if threshold is None:
-        return
-    params = request.query_params
-    try:
-        per_page = int(params.get("per_page", sim.config.default_per_page))
-    except ValueError:
-        return
-    filtered = any(key.startswith("filters[") for key in params)
-    if per_page > threshold and not filtered:
-        raise ApiError(
-            408,
-            {
-                "errors": "Request Timeout: the request took too long. Fetch large datasets "
-                "with filters and smaller pages."
-            },
-        )
 
 
 def _daily_window(records: list[Stored], params: Mapping[str, str], sim: Simulator) -> list[Stored]:
@@ -283,7 +210,7 @@ def list_endpoint(route: ListRoute) -> Callable[[Request], Awaitable[Response]]:
         caller = guard(request)
         with sim.lock:
             company_id, project_id = _scope(request, route, sim, caller)
-            _too_large(request, sim)
+            too_large(request, sim)
             records = _select(request, route, sim, spec, company_id, project_id)
             cap = sim.config.projects_max_per_page if spec.name == "projects" else None
             return paged(request, sim, records, max_per_page=cap)

@@ -13,7 +13,7 @@ from procore_sim.control import body_of, optional_int
 from procore_sim.guard import sim_of
 from procore_sim.listing import ApiError
 from procore_sim.webhooks.dispatcher import Dispatcher
-from procore_sim.webhooks.hub import WebhookError
+from procore_sim.webhooks.model import WebhookError
 
 
 def dispatcher_of(request: Request) -> Dispatcher:

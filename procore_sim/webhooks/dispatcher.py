@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from procore_sim.webhooks.hub import Attempt, Endpoint, Pending
+from procore_sim.webhooks.model import Attempt, Endpoint, Pending
 
 if TYPE_CHECKING:
     from procore_sim.state import Simulator

@@ -19,7 +19,8 @@ from starlette.routing import BaseRoute, Route
 from procore_sim.guard import Caller, check_company, check_project, guard, sim_of
 from procore_sim.listing import ApiError
 from procore_sim.state import Simulator
-from procore_sim.webhooks.hub import Scope, WebhookError
+from procore_sim.webhooks.hub import Scope
+from procore_sim.webhooks.model import WebhookError
 from procore_sim.webhooks.resources import resource_list
 
 NO_PERMISSION = "You do not have permission to use the Webhooks API in this company"
