@@ -136,6 +136,13 @@ class SimulatorMiddleware:
             await send(message)
 
         try:
+            if plan.drop:
+                # Logged before the socket closes, so a client never sees the drop first.
+                if plan.delay_s:
+                    await asyncio.sleep(plan.delay_s)
+                log()
+                await drop_connection(send)
+                return
             await self._serve(scope, receive, send, send_wrapper, plan)
         finally:
             log()
@@ -145,9 +152,6 @@ class SimulatorMiddleware:
     ) -> None:
         if plan.delay_s:
             await asyncio.sleep(plan.delay_s)
-        if plan.drop:
-            await drop_connection(send)
-            return
         if plan.unavailable:
             await _send_json(
                 send_wrapper,

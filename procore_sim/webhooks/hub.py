@@ -251,8 +251,8 @@ class WebhookHub:
         with self.lock:
             if attempt.ok:
                 outcome = "ok"
-                if endpoint.items and endpoint.items[0] is pending:
-                    endpoint.items.popleft()
+                # By identity: an injection may have reordered the queue during the POST.
+                endpoint.items = deque(p for p in endpoint.items if p is not pending)
                 endpoint.failures = 0
                 endpoint.failing_since = None
                 endpoint.next_attempt_at = 0.0
