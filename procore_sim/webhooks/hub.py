@@ -217,13 +217,13 @@ class WebhookHub:
             return [e for e in self.endpoints.values() if e.items and e.next_attempt_at <= now]
 
     def next_due_in(self, now: float) -> float | None:
-        """Seconds until the earliest paused endpoint may be tried again; None if none waits."""
+        """Seconds until the earliest endpoint with events is due (0 if one already is).
+
+        None when nothing waits. An endpoint that became due since the pass looked counts:
+        leaving it out would park the dispatcher until the next change.
+        """
         with self.lock:
-            waits = [
-                e.next_attempt_at - now
-                for e in self.endpoints.values()
-                if e.items and e.next_attempt_at > now
-            ]
+            waits = [e.next_attempt_at - now for e in self.endpoints.values() if e.items]
         return max(min(waits), 0.0) if waits and not self.held else None
 
     def head(self, endpoint: Endpoint) -> tuple[Pending, Hook] | None:
