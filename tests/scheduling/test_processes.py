@@ -32,7 +32,7 @@ needs_postgres = pytest.mark.postgres_only
 
 @pytest.fixture
 def sim_config() -> SimulatorConfig:
-    return SimulatorConfig(companies=4, projects=3, records=12, seed=5)
+    return SimulatorConfig.lenient(companies=4, projects=3, records=12, seed=5)
 
 
 class WorkerProcess:

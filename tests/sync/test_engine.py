@@ -174,7 +174,7 @@ class TestIncrementalAndDeletes:
 class TestDeleteGuard:
     @pytest.fixture
     def sim_config(self) -> SimulatorConfig:
-        return SimulatorConfig(companies=1, projects=1, records=40, seed=5)
+        return SimulatorConfig.lenient(companies=1, projects=1, records=40, seed=5)
 
     def test_mass_delete_is_refused_and_reported(
         self, service: RunningService, sim: SimulatorServer, destination_url: str
