@@ -14,7 +14,12 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from app.core.database import unit_of_work, utcnow
-from app.procore import ProcoreBadRequestError
+from app.procore import (
+    AppNotConnectedError,
+    ProcoreBadRequestError,
+    ProcoreForbiddenError,
+    ProcoreNotFoundError,
+)
 from app.procore.catalog import STREAMS, Cursor, Stream
 from app.runs import state as state_repo
 from app.runs.progress import (
@@ -72,6 +77,7 @@ async def read_listing(unit: UnitDriver, state: UnitState) -> None:
     listed: list[int] = []
     paths = stream.list_paths(company_id=ctx.company_id, project_id=unit.project_id)
     first_path = resume.path_index if resume else 0
+    decide_deletes = True
     for index in range(first_path, len(paths)):
         at = (
             _Position(index, paths[index], resume.next_page, resume.per_page)
@@ -80,6 +86,14 @@ async def read_listing(unit: UnitDriver, state: UnitState) -> None:
         )
         try:
             complete = await _list(unit, params, at, full, seen, listed)
+        except (ProcoreForbiddenError, ProcoreNotFoundError) as exc:
+            if index == 0 or isinstance(exc, AppNotConnectedError):
+                raise
+            # A further listing (inactive people) the app may not read: the main listing
+            # stands, but an incomplete set of ids must not decide deletes.
+            unit.stats.note = f"{at.path} not read: {exc.status}"[:200]
+            decide_deletes = False
+            continue
         except ProcoreBadRequestError as exc:
             too_large = exc.status == 408  # never answered with a bigger, unfiltered read
             if too_large or "filters[updated_at]" not in params or at.page != 1 or index != 0:
@@ -97,8 +111,10 @@ async def read_listing(unit: UnitDriver, state: UnitState) -> None:
             )
         if not complete:
             seen = None  # a listing that shifted under us must not decide deletes
+    if seen is not None:
+        ctx.listed_ids[(stream.name, unit.project_id)] = sorted(seen)
     await unit.find_deletes(
-        seen,
+        seen if decide_deletes else None,
         state.known_ids,
         first_sync=state.cursor is None and state.known_ids is None,
         window=params.get("filters[updated_at]"),
@@ -208,10 +224,12 @@ async def read_children(unit: UnitDriver, state: UnitState) -> None:
     parent = STREAMS[unit.stream.parent or ""]
     resume = state.resume if isinstance(state.resume, ChildrenCheckpoint) else None
     done: list[int] = list(resume.parents_done) if resume else []
-    parent_path = parent.list_path(company_id=ctx.company_id, project_id=unit.project_id)
-    parent_ids: list[int] = []
-    async for page in unit.pages(unit.params(), path=parent_path):
-        parent_ids.extend(rid for rid in map(record_id, page.records) if rid is not None)
+    parent_ids = ctx.listed_ids.get((parent.name, unit.project_id))
+    if parent_ids is None:  # the parent stream was not read in full in this attempt
+        parent_ids = []
+        parent_path = parent.list_path(company_id=ctx.company_id, project_id=unit.project_id)
+        async for page in unit.pages(unit.params(), path=parent_path):
+            parent_ids.extend(rid for rid in map(record_id, page.records) if rid is not None)
     seen: set[int] | None = set() if resume is None else None
     for parent_id in parent_ids:
         if parent_id in done:
