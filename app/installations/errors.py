@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.core.errors import Conflict, NotFound
+from app.core.errors import BadRequest, Conflict, NotFound
 
 
 class InstallationNotFound(NotFound):
@@ -15,3 +15,11 @@ class InstallationNotSyncable(Conflict):
 
 class NotAnHTTPDestination(Conflict):
     """The installation does not push to an HTTP destination."""
+
+
+class EnvironmentNotServed(BadRequest):
+    """The installation's Procore environment has no credentials in this deployment."""
+
+
+class CompanyNotListed(NotFound):
+    """The company is not in the app's `/companies` listing (the app is not installed there)."""

@@ -75,7 +75,7 @@ class Scheduler:
             id="tick",
             next_run_time=utcnow(),
         )
-        if settings.discovery_interval_seconds and settings.client_id and settings.client_secret:
+        if settings.discovery_interval_seconds:
             self.aps.add_job(
                 self.discover,
                 "interval",
@@ -112,7 +112,10 @@ class Scheduler:
     async def discover(self) -> None:
         """Runs discovery, logging (not raising) failures."""
         try:
-            await discovery.discover(self.rt)
+            # Every process runs the job; the first to begin a pass in an interval lists.
+            await discovery.discover(
+                self.rt, min_gap_seconds=self.rt.settings.discovery_interval_seconds / 2
+            )
         except Exception as exc:
             log.warning("discovery failed", error=str(exc)[:300])
 
