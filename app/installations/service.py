@@ -78,6 +78,9 @@ async def install(
         fresh = reactivate and inst.status == InstallationStatus.uninstalled
     inst.company_name = company_name or inst.company_name
     inst.environment = env.value
+    # Every install event counts as a change, even one that alters nothing: a discovery pass
+    # that began before it must not uninstall the company (SPEC section 3).
+    inst.updated_at = now
     if inst.status == InstallationStatus.uninstalled and not fresh:
         await session.flush()
         return inst, False
