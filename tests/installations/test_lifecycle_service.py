@@ -184,3 +184,36 @@ class TestCallbackOrder:
             c=company_id,
         )
         assert not pending[0][0]
+
+
+class TestReadyzShowsHeldListing:
+    @pytest.fixture
+    def service_overrides(self) -> dict[str, Any]:
+        return {"discovery_interval_seconds": 1, "streams": "projects"}
+
+    def test_held_listing_is_shown_until_a_normal_one_returns(
+        self, service: RunningService, sim: SimulatorServer
+    ) -> None:
+        ids = sim.state.company_ids()
+        wait_until(
+            lambda: len(service.admin.get("/admin/v1/installations").json()) == len(ids),
+            message="discovery installs every company",
+        )
+        for company_id in ids:
+            sim.state.uninstall_company(company_id)
+
+        def readyz() -> dict[str, Any]:
+            body: dict[str, Any] = service.anonymous.get("/readyz").json()
+            return body
+
+        wait_until(lambda: "details" in readyz(), timeout=30, message="the held listing shown")
+        held = readyz()
+        assert held["status"] == "ready"  # shown, not a reason to take the service out
+        assert held["details"]["discovery"]["reason"] == "the /companies listing was empty"
+        metrics = service.admin.get("/metrics").text
+        assert "connector_discovery_held 1.0" in metrics
+        for company_id in ids:  # its syncs may find it disconnected; never uninstalled
+            assert installation_of(service, company_id)["status"] in ("active", "disconnected")
+        for company_id in ids:
+            sim.state.install_company(company_id)
+        wait_until(lambda: "details" not in readyz(), timeout=30, message="a normal listing")
