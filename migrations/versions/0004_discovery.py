@@ -27,9 +27,7 @@ def upgrade() -> None:
         )
         batch_op.add_column(sa.Column("last_event_at", UTCDateTime(timezone=True), nullable=True))
         batch_op.add_column(
-            sa.Column(
-                "pending_full_sync", sa.Boolean(), nullable=False, server_default=sa.false()
-            )
+            sa.Column("pending_full_sync", sa.Boolean(), nullable=False, server_default=sa.false())
         )
     with op.batch_alter_table("stream_states", schema=None) as batch_op:
         batch_op.add_column(sa.Column("skip_until", UTCDateTime(timezone=True), nullable=True))
