@@ -67,7 +67,7 @@ def _judged_by_app(inst: Installation, creds: ProcoreCredentials, environment: s
 
 def held_reason(listed: int, live: int, absent: int) -> str | None:
     """Why a complete listing must uninstall nobody, or None for a normal listing."""
-    if listed == 0:
+    if listed == 0 and live:
         return "the /companies listing was empty"
     if absent * 2 > live:
         return f"the /companies listing dropped {absent} of {live} live installations at once"

@@ -69,6 +69,7 @@ class TestHeldListings:
         assert held_reason(4, 4, 2) is None  # exactly half is not more than half
         assert held_reason(1, 4, 3) is not None
         assert held_reason(3, 0, 0) is None
+        assert held_reason(0, 0, 0) is None  # nothing installed yet: nothing to protect
 
     async def test_empty_listing_uninstalls_nobody_and_shows_until_normal(
         self, rt: Runtime, sim: SimulatorServer
