@@ -22,6 +22,7 @@ from app.core.retry import (
 from app.procore.connection import USER_AGENT
 from app.procore.credentials import ProcoreCredentials, RequestStats
 from app.procore.errors import (
+    AppNotInstalledError,
     ProcoreBadRequestError,
     ProcoreError,
     ProcoreNetworkError,
@@ -191,11 +192,23 @@ class ProcoreClient:
         return Page(records=records, page=page, next_page=next_page, total=total, per_page=per_page)
 
     async def list_companies(
-        self, creds: ProcoreCredentials, *, stats: RequestStats | None = None
+        self,
+        creds: ProcoreCredentials,
+        *,
+        company_id: int | None = None,
+        stats: RequestStats | None = None,
     ) -> list[dict[str, Any]]:
-        """Returns every company where the app is installed (all pages, no company header)."""
+        """Returns every company where the app is installed, free ones included (all pages).
+
+        `company_id` (any company the app knows) is sent as `Procore-Company-Id`, which DMSA
+        apps need when their companies span Procore regions (procore/documentation:
+        oauth/oauth_client_credentials.md); free companies are left out unless asked for.
+        """
         companies: list[dict[str, Any]] = []
-        async for page in self.paginate(creds, COMPANIES_PATH, company_id=None, stats=stats):
+        params = {"include_free_companies": "true"}
+        async for page in self.paginate(
+            creds, COMPANIES_PATH, company_id=company_id, params=params, stats=stats
+        ):
             companies.extend(page.records)
         return companies
 
@@ -240,7 +253,7 @@ class ProcoreClient:
         self._tokens.ensure_valid(creds)
         call = _Call(
             path=path,
-            url=self._api_url + path,
+            url=(creds.api_url or self._api_url).rstrip("/") + path,
             company_id=company_id,
             query=query,
             stats=stats,
@@ -254,9 +267,18 @@ class ProcoreClient:
             if response is None:
                 continue  # no answer, and a retry is due
             if response.status_code < 300:
+                call.auth.accepted()
                 return response
             if call.auth.retry_after(response):
                 continue
+            if call.auth.refused_fresh(response):
+                raise AppNotInstalledError(
+                    "Procore refused a freshly minted token: the app is not installed or not "
+                    f"connected in this company ({message_from_response(response)})",
+                    status=401,
+                    request_id=request_id_of(response),
+                    path=call.path,
+                )
             await self._after_failure(call, response)
 
     async def _attempt(self, call: _Call) -> httpx.Response | None:

@@ -37,6 +37,16 @@ DATE_WINDOW_DAYS = 30
 Reader = Callable[[UnitDriver, UnitState], Awaitable[None]]
 
 
+# A unit that answered 403/404 (a tool disabled in that project, a permission the app lacks)
+# is asked again a day later, not on every run: Integration Health counts each 403/404
+# (procore-api.md section 10).
+DENIED_RETRY = timedelta(days=1)
+
+
+class UnitDeferred(ProcoreForbiddenError):
+    """The unit answered 403/404 recently; it is not asked again before its retry time."""
+
+
 async def run_unit(ctx: RunContext, stream: Stream, project_id: int | None) -> None:
     """Syncs one unit; returns when its listing completed (or it was already done this run)."""
     unit = UnitDriver(ctx, stream, project_id)
@@ -45,7 +55,27 @@ async def run_unit(ctx: RunContext, stream: Stream, project_id: int | None) -> N
         if state.resume.pending is not None:  # found before a restart of this run
             ctx.pending_deletes.append(state.resume.pending)
         return
-    await reader_for(stream)(unit, state)
+    if state.skip_until is not None and state.skip_until > utcnow():
+        raise UnitDeferred(
+            f"answered 403/404 before; asked again after {state.skip_until.isoformat()}"
+        )
+    try:
+        await reader_for(stream)(unit, state)
+    except (ProcoreForbiddenError, ProcoreNotFoundError) as exc:
+        if not isinstance(exc, AppNotConnectedError):
+            await _defer(ctx, stream, project_id, utcnow() + DENIED_RETRY)
+        raise
+    if state.skip_until is not None:
+        await _defer(ctx, stream, project_id, None)
+
+
+async def _defer(
+    ctx: RunContext, stream: Stream, project_id: int | None, until: datetime | None
+) -> None:
+    """Remembers (or forgets) when a denied unit may be asked again."""
+    async with unit_of_work(ctx.rt.sessions) as session:
+        row = await state_repo.load(session, ctx.company_id, stream.name, project_id)
+        row.skip_until = until
 
 
 def reader_for(stream: Stream) -> Reader:

@@ -103,6 +103,7 @@ class UnitState:
     known_ids: list[int] | None
     last_full_at: datetime | None
     resume: Checkpoint | None  # this run's checkpoint, when the run is resumed
+    skip_until: datetime | None = None  # answered 403/404: not asked again before this
 
 
 class UnitDriver:
@@ -129,6 +130,7 @@ class UnitDriver:
             known_ids=row.known_ids,
             last_full_at=row.last_full_at,
             resume=checkpoint if checkpoint and checkpoint.run_id == ctx.run_id else None,
+            skip_until=row.skip_until,
         )
 
     def is_full(self, state: UnitState) -> bool:
