@@ -10,14 +10,12 @@ from typing import Any
 
 import httpx
 
-from app.core import json_codec
 from app.core.logging import get_logger
 from app.core.retry import (
     RetryBudget,
     RetryPolicy,
     is_retryable_exception,
     is_retryable_status,
-    parse_retry_after,
 )
 from app.procore.connection import USER_AGENT
 from app.procore.credentials import ProcoreCredentials, RequestStats
@@ -27,14 +25,18 @@ from app.procore.errors import (
     ProcoreError,
     ProcoreNetworkError,
     ProcoreRateLimitError,
-    ProcoreServerError,
     error_for_response,
     message_from_response,
     request_id_of,
 )
 from app.procore.health import HealthCounters
-from app.procore.paging import Page, next_page_number, records_of, smaller_page
-from app.procore.ratelimit import CompanyLimiter, RateLimiters, WindowWaitTooLongError
+from app.procore.paging import Page, decode_json, next_page_number, records_of, smaller_page
+from app.procore.ratelimit import (
+    CompanyLimiter,
+    RateLimiters,
+    WindowWaitTooLongError,
+    hold_for_window,
+)
 from app.procore.tokens import TokenCache, TokenRefresh
 
 log = get_logger(__name__)
@@ -132,7 +134,7 @@ class ProcoreClient:
     ) -> Any:
         """Returns the decoded JSON of one GET (None for an empty body)."""
         response = await self._send(creds, path, company_id, _query_items(params), stats)
-        return self._decode(response, path)
+        return decode_json(response, path)
 
     async def paginate(
         self,
@@ -184,7 +186,7 @@ class ProcoreClient:
         per_page: int,
     ) -> Page:
         response = await self._send(creds, path, company_id, query, stats)
-        records, is_list = records_of(self._decode(response, path))
+        records, is_list = records_of(decode_json(response, path))
         if not is_list:
             # A single object: this endpoint does not page.
             return Page(records=records, page=page, next_page=None, total=None, per_page=per_page)
@@ -321,7 +323,7 @@ class ProcoreClient:
         """Waits before the next attempt, or raises the answer's error."""
         status = response.status_code
         if status == 429 or (status == 503 and "retry-after" in response.headers):
-            self._wait_for_window(call.budget, call.limiter, response, call.path)
+            hold_for_window(call.budget, call.limiter, response, call.path)
             return
         if is_retryable_status(status):
             await self._backoff_or_raise(call.budget, error_for_response(response, call.path))
@@ -361,49 +363,3 @@ class ProcoreClient:
             error=str(error),
         )
         await asyncio.sleep(delay)
-
-    @staticmethod
-    def _wait_for_window(
-        budget: RetryBudget, limiter: CompanyLimiter, response: httpx.Response, path: str
-    ) -> None:
-        """After a 429/503: holds every request to this company until Retry-After or the reset."""
-        wait = parse_retry_after(response.headers.get("retry-after"))
-        if wait is None:
-            wait = limiter.seconds_until_reset()
-        if wait is not None:
-            # Every task holds off, even when this call gives up: the window is spent.
-            limiter.block_for(wait)
-            delay = budget.wait(wait)
-            log.warning(
-                "procore rate limit: holding requests",
-                status=response.status_code,
-                path=path,
-                wait_seconds=round(wait, 1),
-            )
-        else:
-            delay = budget.backoff()
-            if delay is not None:
-                limiter.block_for(delay)
-        if delay is None:
-            cls = ProcoreRateLimitError if response.status_code == 429 else ProcoreServerError
-            raise cls(
-                message_from_response(response),
-                status=response.status_code,
-                request_id=request_id_of(response),
-                path=path,
-                retry_after=wait,
-            )
-
-    @staticmethod
-    def _decode(response: httpx.Response, path: str) -> Any:
-        if not response.content:
-            return None
-        try:
-            return json_codec.loads(response.content)
-        except (ValueError, UnicodeDecodeError):
-            raise ProcoreError(
-                "Procore answered with a body that is not JSON",
-                status=response.status_code,
-                request_id=request_id_of(response),
-                path=path,
-            ) from None

@@ -10,6 +10,9 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
+from app.core import json_codec
+from app.procore.errors import ProcoreError, request_id_of
+
 
 @dataclass(frozen=True)
 class Page:
@@ -93,3 +96,18 @@ def smaller_page(page: int, per_page: int, *, floor: int) -> tuple[int, int] | N
         if per_page % smaller == 0:
             return (page - 1) * (per_page // smaller) + 1, smaller
     return None
+
+
+def decode_json(response: httpx.Response, path: str) -> Any:
+    """The JSON body of a Procore answer (None when empty); a body that is not JSON is an error."""
+    if not response.content:
+        return None
+    try:
+        return json_codec.loads(response.content)
+    except (ValueError, UnicodeDecodeError):
+        raise ProcoreError(
+            "Procore answered with a body that is not JSON",
+            status=response.status_code,
+            request_id=request_id_of(response),
+            path=path,
+        ) from None
