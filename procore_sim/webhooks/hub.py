@@ -358,11 +358,11 @@ class WebhookHub:
                 others = [
                     p for p in endpoint.items if not (hook_id is None or p.hook_id == hook_id)
                 ]
+                touched += len(mine)
                 if mode == "out_of_order":
                     mine.reverse()
                 else:
                     mine = [copy for p in mine for copy in (p, Pending(p.hook_id, p.event, now))]
-                touched += len(mine)
                 endpoint.items = deque(others + mine)
             if mode == "duplicate" and touched == 0:
                 touched = self._redeliver_last(hook_id, now)
