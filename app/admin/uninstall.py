@@ -45,7 +45,7 @@ async def uninstall_company(rt: Runtime, company_id: int, *, purge: bool) -> Uni
         signing_secret = await secrets.get_secret(
             session, rt.keyring, company_id, SecretKind.destination_signing_secret
         )
-        await service.uninstall(session, company_id, reason=service.REASON_ADMIN)
+        await service.uninstall(session, rt.keyring, company_id, reason=service.REASON_ADMIN)
     rt.cancel_local_runs(company_id=company_id)
     rt.wake_scheduler()
     deleted: dict[str, int] = {}

@@ -14,6 +14,7 @@ from app.core.logging import get_logger
 from app.core.metrics import READY, REGISTRY
 from app.core.migrations import current_revision, head_revision
 from app.core.runtime import Runtime
+from app.credentials import key_checks
 from app.scheduling.gauges import refresh_gauges
 
 router = APIRouter(tags=["health"])
@@ -38,11 +39,7 @@ async def readiness(rt: Runtime) -> dict[str, str]:
     except Exception as exc:
         checks["database"] = f"unreachable: {type(exc).__name__}"
         checks["migrations"] = "unknown"
-    try:
-        rt.keyring.self_test()
-        checks["encryption_key"] = "ok"
-    except Exception:
-        checks["encryption_key"] = "unusable"
+    checks["encryption_key"] = await key_checks.readiness(rt.sessions, rt.keyring)
     if rt.scheduler_expected:
         limit = max(30.0, rt.settings.scheduler_tick_seconds * 3)
         age = None if rt.last_tick_at is None else time.monotonic() - rt.last_tick_at

@@ -65,7 +65,7 @@ async def apply_event(
     data = event.data
     if event.type == "installation.deleted":
         inst = await service.uninstall(
-            session, data.company_id, reason="app uninstalled (callback)"
+            session, rt.keyring, data.company_id, reason="app uninstalled (callback)"
         )
         status = inst.status if inst else InstallationStatus.uninstalled
     else:

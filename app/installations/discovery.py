@@ -97,13 +97,17 @@ async def discover(rt: Runtime, *, probe: bool = True) -> DiscoveryResult:
                 )
                 result.installed.append(company_id)
         for company_id in sorted(disconnected):
-            await service.uninstall(session, company_id, reason=service.REASON_NOT_CONNECTED)
+            await service.uninstall(
+                session, rt.keyring, company_id, reason=service.REASON_NOT_CONNECTED
+            )
             result.uninstalled.append(company_id)
         for company_id, inst in sorted(known.items()):
             if company_id in listed or not _judged_by_app(inst, creds):
                 continue
             if inst.status != InstallationStatus.uninstalled:
-                await service.uninstall(session, company_id, reason=service.REASON_LEFT_COMPANIES)
+                await service.uninstall(
+                    session, rt.keyring, company_id, reason=service.REASON_LEFT_COMPANIES
+                )
                 result.uninstalled.append(company_id)
             elif inst.status_reason != service.REASON_LEFT_COMPANIES:
                 # It has now left the list: a later reappearance is a new installation.

@@ -19,6 +19,7 @@ from app.core.errors import (
 )
 from app.core.runtime import Runtime
 from app.credentials import service as secrets
+from app.credentials.crypto import Keyring
 from app.credentials.models import SecretKind
 from app.destinations import InvalidDestinationURL, validate_destination_url
 from app.destinations.signing import generate_signing_secret
@@ -136,8 +137,11 @@ async def _create(
     return inst
 
 
-async def uninstall(session: AsyncSession, company_id: int, *, reason: str) -> Installation | None:
-    """Stops the schedule, cancels runs and destroys the stored Procore credentials.
+async def uninstall(
+    session: AsyncSession, keyring: Keyring, company_id: int, *, reason: str
+) -> Installation | None:
+    """Stops the schedule, cancels runs and destroys the stored Procore credentials (the
+    company's data key is replaced too, so no earlier copy of them can be decrypted).
 
     The data already synced stays in the destination (and so does the destination URL, so a
     purge or a re-install can still reach it).
@@ -154,7 +158,7 @@ async def uninstall(session: AsyncSession, company_id: int, *, reason: str) -> I
         inst.credentials_error = None
     # Also when already uninstalled: a run queued in between must not survive.
     await queue.cancel_for_company(session, company_id, reason=f"uninstalled: {reason}")
-    await secrets.delete_secret(session, company_id, SecretKind.client_secret)
+    await secrets.delete_secret(session, keyring, company_id, SecretKind.client_secret)
     await session.flush()
     return inst
 

@@ -309,7 +309,7 @@ class Worker:
     async def _uninstall(self, company_id: int) -> None:
         async with unit_of_work(self.rt.sessions) as session:
             await installations.uninstall(
-                session, company_id, reason=installations.REASON_NOT_CONNECTED
+                session, self.rt.keyring, company_id, reason=installations.REASON_NOT_CONNECTED
             )
 
     async def _mark_credentials_invalid(self, company_id: int, error: str) -> None:
