@@ -20,12 +20,18 @@ def unwrap(keyring: Keyring, record: DataKeyRecord) -> DataKeyCipher:
 
 
 async def for_writing(session: AsyncSession, keyring: Keyring, company_id: int) -> DataKeyCipher:
-    """The company's data key, created (random, wrapped by the primary key) if it has none."""
-    record = await repository.data_key(session, company_id)
+    """The company's data key, created (random, wrapped by the primary key) if it has none.
+
+    The key stays locked for use until commit, so an uninstall cannot replace it under a
+    secret being sealed with it. Locks are taken in one order by every writer: installation,
+    data key, secrets.
+    """
+    record = await repository.data_key(session, company_id, lock="use")
     if record is None:
+        await repository.lock_company_row(session, company_id)
         wrapped = keyring.wrap_data_key(new_data_key_bytes(), company_id=company_id)
         await repository.insert_data_key_if_absent(session, company_id, wrapped)
-        record = await repository.data_key(session, company_id)
+        record = await repository.data_key(session, company_id, lock="use")
         assert record is not None  # inserted here, or by the concurrent writer that won
     return unwrap(keyring, record)
 
@@ -57,7 +63,7 @@ async def replace(session: AsyncSession, keyring: Keyring, company_id: int) -> N
     deleted) was sealed under the destroyed key or directly under a service key, so the live
     keys open none of them. A value that no longer opens is dropped, not carried over.
     """
-    await repository.data_key(session, company_id, for_update=True)
+    await repository.data_key(session, company_id, lock="replace")
     kept: list[tuple[str, str]] = []
     for record in await repository.of_company(session, company_id):
         try:
@@ -76,6 +82,7 @@ async def replace(session: AsyncSession, keyring: Keyring, company_id: int) -> N
 
 async def destroy(session: AsyncSession, company_id: int) -> int:
     """Destroys the company's data key and every secret; returns how many secrets went."""
+    await repository.data_key(session, company_id, lock="replace")
     deleted = await repository.delete_for_company(session, company_id)
     await repository.delete_data_key(session, company_id)
     return deleted

@@ -8,15 +8,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
-from sqlalchemy import delete, select, union, update
+from sqlalchemy import column, delete, select, table, union, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.database import utcnow
 from app.credentials.crypto import Sealed
 from app.credentials.models import DataKey, KeyCheck, StoredSecret
+
+# The parent table of data keys, named here without importing the installations domain.
+_INSTALLATIONS = table("installations", column("company_id"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,14 +196,32 @@ _DATA_KEY_COLUMNS = (
 
 
 async def data_key(
-    session: AsyncSession, company_id: int, *, for_update: bool = False
+    session: AsyncSession, company_id: int, *, lock: Literal["use", "replace"] | None = None
 ) -> DataKeyRecord | None:
-    """A company's wrapped data key; `for_update` locks the row (PostgreSQL) until commit."""
+    """A company's wrapped data key, locked until commit on PostgreSQL: `use` (FOR KEY SHARE,
+    many writers at once) keeps it from being replaced, `replace` (FOR UPDATE) waits for
+    them. Re-read after a wait, a replaced key is gone (READ COMMITTED re-checks the row)."""
     statement = select(*_DATA_KEY_COLUMNS).where(DataKey.company_id == company_id)
-    if for_update:
+    if lock == "use":
+        statement = statement.with_for_update(read=True, key_share=True)
+    elif lock == "replace":
         statement = statement.with_for_update()
     row = (await session.execute(statement)).first()
     return None if row is None else _data_key_record(row)
+
+
+async def lock_company_row(session: AsyncSession, company_id: int) -> None:
+    """FOR KEY SHARE on the company's installations row, before inserting its data key.
+
+    The data key's foreign key check takes the same lock after the insert; taking it first
+    means a writer that holds the installation (install, uninstall) is waited for before
+    anything is inserted, so the two never wait on each other.
+    """
+    await session.execute(
+        select(_INSTALLATIONS.c.company_id)
+        .where(_INSTALLATIONS.c.company_id == company_id)
+        .with_for_update(read=True, key_share=True)
+    )
 
 
 async def insert_data_key_if_absent(

@@ -7,6 +7,7 @@ service changed, replaced or destroyed meanwhile is left as that writer left it.
 from __future__ import annotations
 
 import asyncio
+from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -18,6 +19,7 @@ from app.core.runtime import build_runtime
 from app.core.settings import Settings
 from app.credentials import data_keys, key_checks, repository
 from app.credentials.crypto import Keyring
+from app.credentials.repository import SecretRecord
 
 # Called with the step (`data_keys` or `old_format`) after a batch is read, before it is written.
 BeforeWrite = Callable[[str], Awaitable[None]]
@@ -61,15 +63,15 @@ async def _rewrap_data_keys(
             batch = await repository.data_keys_to_rewrap(
                 session, keyring.primary_id, after, batch_size
             )
-            if before_write is not None:
-                await before_write("data_keys")
-            for record in batch:
-                key = keyring.unwrap_data_key(record.wrapped, company_id=record.company_id)
-                wrapped = keyring.wrap_data_key(key, company_id=record.company_id)
-                if await repository.rewrap_if_unchanged(session, record, wrapped):
-                    report.rewrapped += 1
-                else:
-                    report.skipped += 1
+        if before_write is not None:
+            await before_write("data_keys")
+        for record in batch:
+            key = keyring.unwrap_data_key(record.wrapped, company_id=record.company_id)
+            wrapped = keyring.wrap_data_key(key, company_id=record.company_id)
+            async with unit_of_work(factory) as session:
+                changed = await repository.rewrap_if_unchanged(session, record, wrapped)
+            report.rewrapped += changed
+            report.skipped += not changed
         if len(batch) < batch_size:
             return
         after = batch[-1].id
@@ -86,18 +88,22 @@ async def _reseal_old_format(
     while True:
         async with unit_of_work(factory) as session:
             batch = await repository.old_format_after(session, after, batch_size)
-            if before_write is not None:
-                await before_write("old_format")
-            for record in batch:
-                value = data_keys.open_secret(keyring, record)
-                data_key = await data_keys.for_writing(session, keyring, record.company_id)
-                nonce, ciphertext = data_key.seal(value, kind=record.kind)
-                if await repository.reseal_if_unchanged(
-                    session, record, data_key.row_id, nonce, ciphertext
-                ):
-                    report.resealed += 1
-                else:
-                    report.skipped += 1
+        if before_write is not None:
+            await before_write("old_format")
+        by_company: dict[int, list[SecretRecord]] = defaultdict(list)
+        for record in batch:
+            by_company[record.company_id].append(record)
+        for company_id, records in by_company.items():
+            values = [data_keys.open_secret(keyring, record) for record in records]
+            async with unit_of_work(factory) as session:
+                data_key = await data_keys.for_writing(session, keyring, company_id)
+                for record, value in zip(records, values, strict=True):
+                    nonce, ciphertext = data_key.seal(value, kind=record.kind)
+                    changed = await repository.reseal_if_unchanged(
+                        session, record, data_key.row_id, nonce, ciphertext
+                    )
+                    report.resealed += changed
+                    report.skipped += not changed
         if len(batch) < batch_size:
             return
         after = batch[-1].id
@@ -111,8 +117,12 @@ async def rotate(
     before_write: BeforeWrite | None = None,
 ) -> RotationReport:
     """Re-wraps every data key under the primary key and moves old-format secrets under data
-    keys, one committed batch at a time; `before_write` runs between reading and writing each
-    batch (tests interleave concurrent changes there)."""
+    keys; `before_write` runs between reading and writing each batch (tests interleave
+    concurrent changes there).
+
+    Batches are read without locks and written one company per transaction, so rotation
+    never holds two companies' locks at once and cannot deadlock with a live writer.
+    """
     report = RotationReport(keyring.primary_id)
     await _rewrap_data_keys(factory, keyring, report, batch_size, before_write)
     await _reseal_old_format(factory, keyring, report, batch_size, before_write)

@@ -38,6 +38,7 @@ async def delete_secret(
     The company's other secrets are re-sealed under the new data key; copies of the deleted
     ciphertext (dead tuples, WAL, backups) were sealed under the destroyed one.
     """
+    await repository.data_key(session, company_id, lock="replace")  # before any secret row
     await repository.delete_kind(session, company_id, kind)
     await data_keys.replace(session, keyring, company_id)
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.database import unit_of_work
@@ -138,3 +139,19 @@ def opens_with(
         except DecryptionError:
             continue
     return False
+
+
+async def wait_until_blocked(sessions: Sessions, task: asyncio.Task[Any]) -> None:
+    """Returns once some PostgreSQL backend of this database waits on a lock (the task's)."""
+    while True:
+        async with unit_of_work(sessions) as session:
+            waiting = await session.scalar(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                )
+            )
+        if waiting:
+            return
+        assert not task.done(), task  # it finished (or failed) without waiting
+        await asyncio.sleep(0.02)

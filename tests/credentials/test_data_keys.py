@@ -26,6 +26,7 @@ from tests.credentials.support import (
     read,
     secret_rows,
     store_old_format,
+    wait_until_blocked,
 )
 from tests.factories import RunningService, query_rows
 
@@ -178,7 +179,51 @@ class TestPurgeAndReinstall:
 
 
 @pytest.mark.postgres_only
-class TestConcurrentFirstWrites:
+class TestConcurrentWritersOnPostgres:
+    """Real concurrency: each test holds one transaction open until the other one waits."""
+
+    async def test_uninstall_waits_for_a_secret_being_sealed_and_keeps_it(
+        self, sessions: Sessions
+    ) -> None:
+        ring = keyring(OLD)
+        await install(sessions, ring, 1)
+        writer = sessions()
+        await writer.begin()
+        await secrets.put_secret(writer, ring, 1, URL, "sqlite:///new.db")
+        uninstalling = asyncio.create_task(uninstall(sessions, ring, 1))
+        await wait_until_blocked(sessions, uninstalling)
+        await writer.commit()
+        await writer.close()
+        await uninstalling
+        # The value sealed under the old key was carried over to the new one, not lost.
+        assert await read(sessions, ring, 1, URL) == "sqlite:///new.db"
+        assert await read(sessions, ring, 1, CLIENT) is None
+
+    async def test_a_writer_waiting_for_an_uninstall_seals_under_the_new_key(
+        self, sessions: Sessions
+    ) -> None:
+        ring = keyring(OLD)
+        await install(sessions, ring, 1)
+        old_key = (await data_key_rows(sessions))[1]
+        uninstalling = sessions()
+        await uninstalling.begin()
+        await installations.uninstall(uninstalling, ring, 1, reason="test")
+
+        async def change_destination() -> None:
+            async with unit_of_work(sessions) as session:
+                await secrets.put_secret(session, ring, 1, URL, "sqlite:///new.db")
+
+        writer = asyncio.create_task(change_destination())
+        await wait_until_blocked(sessions, writer)
+        await uninstalling.commit()
+        await uninstalling.close()
+        await writer
+        keys = await data_key_rows(sessions)
+        assert keys[1][0] != old_key[0]
+        assert {row["data_key_id"] for row in await secret_rows(sessions)} == {keys[1][0]}
+        assert await read(sessions, ring, 1, URL) == "sqlite:///new.db"
+        assert await read(sessions, ring, 1, SIGNING) == "whsec_1"
+
     async def test_two_writers_of_a_new_company_share_one_data_key(
         self, sessions: Sessions
     ) -> None:
@@ -193,9 +238,7 @@ class TestConcurrentFirstWrites:
                 await secrets.put_secret(session, ring, 1, URL, "sqlite:///d.db")
 
         second = asyncio.create_task(second_writer())
-        while not await _someone_waits_on_a_lock(sessions):
-            assert not second.done(), second
-            await asyncio.sleep(0.02)
+        await wait_until_blocked(sessions, second)
         await first.commit()
         await first.close()
         await second
@@ -204,17 +247,6 @@ class TestConcurrentFirstWrites:
         assert {row["data_key_id"] for row in await secret_rows(sessions)} == {keys[1][0]}
         assert await read(sessions, ring, 1, CLIENT) == "client"
         assert await read(sessions, ring, 1, URL) == "sqlite:///d.db"
-
-
-async def _someone_waits_on_a_lock(sessions: Sessions) -> bool:
-    async with unit_of_work(sessions) as session:
-        waiting = await session.scalar(
-            text(
-                "SELECT count(*) FROM pg_stat_activity"
-                " WHERE datname = current_database() AND wait_event_type = 'Lock'"
-            )
-        )
-    return bool(waiting)
 
 
 def _rows(url: str, company_id: int) -> tuple[list[dict[str, Any]], dict[int, Any]]:

@@ -6,7 +6,6 @@ import asyncio
 from collections.abc import Awaitable, Callable
 
 import pytest
-from sqlalchemy import text
 
 from app.core.database import unit_of_work
 from app.core.errors import DecryptionError
@@ -26,6 +25,7 @@ from tests.credentials.support import (
     secret_rows,
     store,
     store_old_format,
+    wait_until_blocked,
 )
 
 CLIENT = SecretKind.client_secret
@@ -154,15 +154,33 @@ class TestRotationRacesOnPostgres:
         await writer.begin()
         await secrets.put_secret(writer, ring, 3, CLIENT, "changed-while-rotating")
         rotation = asyncio.create_task(rotate(sessions, ring))
-        while not await self._someone_waits_on_a_lock(sessions):
-            assert not rotation.done(), rotation
-            await asyncio.sleep(0.02)
+        await wait_until_blocked(sessions, rotation)
         await writer.commit()
         await writer.close()
         report = await rotation
         assert (report.resealed, report.skipped) == (4, 1)
         assert await read(sessions, keyring(NEW), 3, CLIENT) == "changed-while-rotating"
         assert await read(sessions, keyring(NEW), 5, CLIENT) == "s3cret-5"
+
+    async def test_old_format_move_waiting_on_an_uninstall_leaves_its_result(
+        self, sessions: Sessions
+    ) -> None:
+        await store_old_format(sessions, keyring(OLD), range(1, 4))
+        await store_old_format(sessions, keyring(OLD), [2], "url", kind=URL, new_companies=False)
+        ring = keyring(NEW, OLD)
+        uninstall = sessions()
+        await uninstall.begin()
+        await installations.uninstall(uninstall, ring, 2, reason="test")
+        rotation = asyncio.create_task(rotate(sessions, ring))
+        await wait_until_blocked(sessions, rotation)
+        await uninstall.commit()
+        await uninstall.close()
+        report = await rotation
+        assert (report.resealed, report.skipped) == (2, 2)
+        assert await read(sessions, keyring(NEW), 2, URL) == "url-2"
+        assert await read(sessions, ring, 2, CLIENT) is None
+        assert await read(sessions, keyring(NEW), 3, CLIENT) == "s3cret-3"
+        assert report.unused == ["old"]
 
     async def test_rotation_waiting_on_an_uninstall_does_not_resurrect_its_key(
         self, sessions: Sessions
@@ -174,9 +192,7 @@ class TestRotationRacesOnPostgres:
         await uninstall.begin()
         await installations.uninstall(uninstall, ring, 2, reason="test")
         rotation = asyncio.create_task(rotate(sessions, ring))
-        while not await self._someone_waits_on_a_lock(sessions):
-            assert not rotation.done(), rotation
-            await asyncio.sleep(0.02)
+        await wait_until_blocked(sessions, rotation)
         await uninstall.commit()
         await uninstall.close()
         report = await rotation
@@ -187,14 +203,3 @@ class TestRotationRacesOnPostgres:
         backup = Sealed(old_key[1], old_key[2], old_key[3])
         with pytest.raises(DecryptionError):
             keyring(NEW).unwrap_data_key(backup, company_id=2)
-
-    @staticmethod
-    async def _someone_waits_on_a_lock(sessions: Sessions) -> bool:
-        async with unit_of_work(sessions) as session:
-            waiting = await session.scalar(
-                text(
-                    "SELECT count(*) FROM pg_stat_activity"
-                    " WHERE datname = current_database() AND wait_event_type = 'Lock'"
-                )
-            )
-        return bool(waiting)
