@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
-from sqlalchemy import column, delete, select, table, union, update
+from sqlalchemy import Table, bindparam, column, delete, select, table, union, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -263,22 +263,51 @@ async def data_keys_to_rewrap(
     return [_data_key_record(row) for row in rows]
 
 
-async def rewrap_if_unchanged(
-    session: AsyncSession, record: DataKeyRecord, wrapped: Sealed
-) -> bool:
-    """Re-wraps a data key only if its row is still the one read (not shredded or replaced)."""
-    result = await session.execute(
-        update(DataKey)
-        .where(DataKey.id == record.id, DataKey.nonce == record.wrapped.nonce)
-        .values(
-            key_id=wrapped.key_id,
-            nonce=wrapped.nonce,
-            wrapped_key=wrapped.ciphertext,
-            updated_at=utcnow(),
-        )
-        .execution_options(synchronize_session=False)
+async def lock_free_data_keys(session: AsyncSession, ids: Sequence[int]) -> set[int]:
+    """Locks those of these data keys no other transaction holds (PostgreSQL `FOR NO KEY
+    UPDATE SKIP LOCKED`: it never waits); returns their ids. Deleted ones are not returned."""
+    rows = await session.scalars(
+        select(DataKey.id)
+        .where(DataKey.id.in_(ids))
+        .with_for_update(key_share=True, skip_locked=True)
     )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    return set(rows)
+
+
+async def rewrap_if_unchanged(
+    session: AsyncSession, rewraps: Sequence[tuple[DataKeyRecord, Sealed]]
+) -> int:
+    """Re-wraps data keys, each only if its row is still the one read (not shredded or
+    replaced meanwhile); one round of statements for the lot. Returns how many changed."""
+    if not rewraps:
+        return 0
+    keys = cast(Table, DataKey.__table__)  # Core: one executemany, no ORM bookkeeping
+    statement = (
+        update(keys)
+        .where(keys.c.id == bindparam("read_id"), keys.c.nonce == bindparam("read_nonce"))
+        .values(
+            key_id=bindparam("new_key_id"),
+            nonce=bindparam("new_nonce"),
+            wrapped_key=bindparam("new_wrapped"),
+            updated_at=bindparam("now"),
+        )
+    )
+    now = utcnow()
+    result = await session.execute(
+        statement,
+        [
+            {
+                "read_id": record.id,
+                "read_nonce": record.wrapped.nonce,
+                "new_key_id": wrapped.key_id,
+                "new_nonce": wrapped.nonce,
+                "new_wrapped": wrapped.ciphertext,
+                "now": now,
+            }
+            for record, wrapped in rewraps
+        ],
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
 async def key_ids_in_use(session: AsyncSession) -> list[str]:

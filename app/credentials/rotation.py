@@ -65,13 +65,28 @@ async def _rewrap_data_keys(
             )
         if before_write is not None:
             await before_write("data_keys")
-        for record in batch:
-            key = keyring.unwrap_data_key(record.wrapped, company_id=record.company_id)
-            wrapped = keyring.wrap_data_key(key, company_id=record.company_id)
+        rewrapped = {
+            record.id: keyring.wrap_data_key(
+                keyring.unwrap_data_key(record.wrapped, company_id=record.company_id),
+                company_id=record.company_id,
+            )
+            for record in batch
+        }
+        # The whole batch in one transaction, but only the keys nobody holds: rotation never
+        # waits while holding locks. A held key is retried alone once its holder is done.
+        async with unit_of_work(factory) as session:
+            free = await repository.lock_free_data_keys(session, list(rewrapped))
+            now = [(record, rewrapped[record.id]) for record in batch if record.id in free]
+            changed = await repository.rewrap_if_unchanged(session, now)
+        report.rewrapped += changed
+        report.skipped += len(now) - changed
+        for record in (record for record in batch if record.id not in free):
             async with unit_of_work(factory) as session:
-                changed = await repository.rewrap_if_unchanged(session, record, wrapped)
+                changed = await repository.rewrap_if_unchanged(
+                    session, [(record, rewrapped[record.id])]
+                )
             report.rewrapped += changed
-            report.skipped += not changed
+            report.skipped += 1 - changed
         if len(batch) < batch_size:
             return
         after = batch[-1].id
@@ -120,8 +135,10 @@ async def rotate(
     keys; `before_write` runs between reading and writing each batch (tests interleave
     concurrent changes there).
 
-    Batches are read without locks and written one company per transaction, so rotation
-    never holds two companies' locks at once and cannot deadlock with a live writer.
+    Batches are read without locks. Data keys are re-wrapped a batch per transaction, locking
+    only keys no one holds; old-format secrets are moved one company per transaction. So
+    rotation never waits for a lock while holding another, and cannot deadlock with the
+    service.
     """
     report = RotationReport(keyring.primary_id)
     await _rewrap_data_keys(factory, keyring, report, batch_size, before_write)
