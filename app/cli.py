@@ -9,8 +9,8 @@ from typing import Annotated, NoReturn
 import typer
 from sqlalchemy.exc import SQLAlchemyError
 
+from app.config import Settings, SettingsError, load_settings
 from app.core.errors import ConnectorError
-from app.core.settings import Settings, SettingsError, load_settings
 
 cli = typer.Typer(
     name="connector",

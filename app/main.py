@@ -10,16 +10,17 @@ from enum import StrEnum
 from fastapi import FastAPI
 
 from app.admin.router import router as admin_router
+from app.config import Settings, load_settings
 from app.core.database import create_engine, make_sessionmaker, unit_of_work
 from app.core.errors import ConfigurationError, ConnectorError
 from app.core.http import BodySizeLimit, install_error_handlers, install_openapi
 from app.core.logging import configure_logging, get_logger
 from app.core.migrations import upgrade_to_head
-from app.core.runtime import Runtime, build_keyring, build_runtime
-from app.core.settings import Settings, load_settings
 from app.credentials.service import check_keys
+from app.credentials.setup import build_keyring
 from app.health.router import router as health_router
 from app.installations.router import router as callback_router
+from app.runtime import Runtime, build_runtime
 from app.scheduling.scheduler import Scheduler
 from app.scheduling.worker import Worker
 

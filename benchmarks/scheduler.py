@@ -25,13 +25,13 @@ from sqlalchemy import update
 
 from app.core.database import unit_of_work, utcnow
 from app.core.migrations import upgrade_to_head
-from app.core.runtime import build_runtime
 from app.core.settings import Settings
 from app.credentials.crypto import generate_key
 from app.installations.models import Installation
-from app.scheduling import queue
+from app.installations.schedules import parse_schedule
+from app.runs import queue
+from app.runtime import build_runtime
 from app.scheduling.scheduler import Scheduler
-from app.scheduling.schedules import parse_schedule
 
 
 async def bench(database_url: str, count: int, schedule_text: str) -> None:

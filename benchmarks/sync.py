@@ -26,11 +26,11 @@ from sqlalchemy.engine import make_url
 from app.core.database import unit_of_work
 from app.core.logging import configure_logging
 from app.core.migrations import upgrade_to_head
-from app.core.runtime import Runtime, build_runtime
 from app.core.settings import Settings
 from app.credentials.crypto import generate_key
 from app.installations import service
-from app.scheduling import queue
+from app.runs import queue
+from app.runtime import Runtime, build_runtime
 from app.scheduling.worker import Worker
 from procore_sim.server import SimulatorProcess
 

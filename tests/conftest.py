@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,8 @@ import psycopg
 import pytest
 from sqlalchemy.engine import make_url
 
+from app.core.migrations import upgrade_to_head
+from app.runtime import Runtime, build_runtime
 from procore_sim import SimulatorConfig
 from procore_sim.server import SimulatorServer
 from tests.factories import RunningService, make_settings
@@ -100,3 +103,14 @@ def service(
     )
     with RunningService(settings) as running:
         yield running
+
+
+@pytest.fixture
+async def rt(database_url: str) -> AsyncIterator[Runtime]:
+    """The runtime of one process on a fresh, migrated database (short leases for tests)."""
+    await asyncio.to_thread(upgrade_to_head, database_url)
+    runtime = build_runtime(make_settings(database_url=database_url, lease_seconds=30))
+    try:
+        yield runtime
+    finally:
+        await runtime.aclose()

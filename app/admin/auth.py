@@ -9,8 +9,8 @@ from typing import Annotated
 from fastapi import Depends
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from app.core.deps import SettingsDep
 from app.core.errors import Unauthorized
+from app.deps import SettingsDep
 
 # auto_error=False: a missing token is answered by our own 401 in the common error shape.
 bearer = HTTPBearer(auto_error=False, description="one of CONNECTOR_ADMIN_TOKENS")

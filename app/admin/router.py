@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated
 from urllib.parse import urlencode
 
@@ -11,21 +11,24 @@ from fastapi import APIRouter, Body, Depends, Path, Query, Response, status
 from app.admin import responses as r
 from app.admin import uninstall, views
 from app.admin.auth import require_admin
-from app.core.deps import RuntimeDep, SessionDep
 from app.core.errors import BadRequest
+from app.deps import RuntimeDep, SessionDep
 from app.installations import repository, service
+from app.installations.destination import rotate_signing_secret
 from app.installations.models import InstallationStatus
 from app.installations.schemas import (
     CredentialsIn,
     InstallationDetail,
     InstallationPatch,
+    InstallationPatchAnswer,
     InstallationView,
     SigningSecretAnswer,
+    SigningSecretIn,
     UninstallAnswer,
 )
-from app.scheduling import queue
-from app.sync.models import RunStatus
-from app.sync.schemas import SyncQueued, SyncRequest, SyncRunView
+from app.runs import queue
+from app.runs.models import RunStatus
+from app.runs.schemas import SyncQueued, SyncRequest, SyncRunView
 
 router = APIRouter(
     prefix="/admin/v1",
@@ -78,13 +81,13 @@ async def get_installation(
     company_id: CompanyId, session: SessionDep, rt: RuntimeDep
 ) -> InstallationDetail:
     """One installation with its per-stream state (cursor, last success, records)."""
-    inst = await service.get_or_404(session, company_id)
+    inst = await service.require(session, company_id)
     return await views.installation_detail(session, rt, inst)
 
 
 @router.patch(
     "/installations/{company_id}",
-    response_model=InstallationView,
+    response_model=InstallationPatchAnswer,
     responses={404: r.NOT_FOUND},
 )
 async def patch_installation(
@@ -107,10 +110,15 @@ async def patch_installation(
     ],
     session: SessionDep,
     rt: RuntimeDep,
-) -> InstallationView:
-    """Changes schedule, streams, destination_url or paused."""
-    inst = await service.apply_patch(session, rt, company_id, patch)
-    return await views.installation_view(session, rt, inst)
+) -> InstallationPatchAnswer:
+    """Changes schedule, streams, destination_url or paused.
+
+    When the change gives an https:// destination its first signing secret, the answer shows
+    it once as `signing_secret`.
+    """
+    inst, secret = await service.apply_patch(session, rt, company_id, patch)
+    view = await views.installation_view(session, rt, inst)
+    return InstallationPatchAnswer(**view.model_dump(), signing_secret=secret)
 
 
 @router.post(
@@ -120,17 +128,28 @@ async def patch_installation(
     responses={404: r.NOT_FOUND, 409: r.CONFLICT},
 )
 async def rotate_destination_signing_secret(
-    company_id: CompanyId, session: SessionDep, rt: RuntimeDep
+    company_id: CompanyId,
+    session: SessionDep,
+    rt: RuntimeDep,
+    body: SigningSecretIn | None = None,
 ) -> SigningSecretAnswer:
-    """Makes a new Standard Webhooks secret for an HTTP destination; it is shown only here."""
-    secret = await service.rotate_signing_secret(session, rt, company_id)
-    return SigningSecretAnswer(company_id=company_id, signing_secret=secret)
+    """Replaces the Standard Webhooks secret of an HTTP destination: a new one, shown only
+    here, or the operator's known `signing_secret`. The replaced secret keeps signing beside
+    it (a second signature in `webhook-signature`) for `grace_seconds`."""
+    given = body.signing_secret.get_secret_value() if body and body.signing_secret else None
+    grace = timedelta(seconds=body.grace_seconds if body else 86_400)
+    secret, until = await rotate_signing_secret(session, rt, company_id, secret=given, grace=grace)
+    return SigningSecretAnswer(
+        company_id=company_id,
+        signing_secret=None if given else secret,
+        previous_valid_until=until,
+    )
 
 
 @router.delete(
     "/installations/{company_id}",
     response_model=UninstallAnswer,
-    responses={404: r.NOT_FOUND, 409: r.CONFLICT},
+    responses={404: r.NOT_FOUND, 409: r.CONFLICT, 503: r.UNAVAILABLE},
 )
 async def delete_installation(
     company_id: CompanyId,
@@ -141,9 +160,10 @@ async def delete_installation(
 ) -> UninstallAnswer:
     """Uninstalls: stops the schedule, cancels runs, destroys the credentials; optionally purges.
 
-    With `purge=true`, once its running sync has stopped, the company's data is purged from its
-    destination (SQL rows deleted, the file folder removed, or a signed `company.purge` sent
-    to an HTTP receiver) and its remaining secrets are destroyed.
+    With `purge=true`, once its running sync has stopped, the company's data is purged from
+    every destination it wrote to (SQL rows deleted, the file folder removed, or a signed
+    `company.purge` sent to an HTTP receiver) and its remaining secrets are destroyed. A
+    destination the policy now refuses is a 409, an unreachable one a 503.
     """
     return await uninstall.uninstall_company(rt, company_id, purge=purge)
 
@@ -200,7 +220,7 @@ async def queue_sync(
     ] = None,
 ) -> SyncQueued:
     """Queues a run now; 409 if one is already running for that company."""
-    inst = await service.get_or_404(session, company_id)
+    inst = await service.require(session, company_id)
     service.ensure_syncable(inst)
     run, _created = await queue.enqueue(
         session, company_id, trigger="manual", full_refresh=bool(body and body.full_refresh)
@@ -245,7 +265,10 @@ async def list_syncs(
 @router.get("/syncs/{run_id}", response_model=SyncRunView, responses={404: r.NOT_FOUND})
 async def get_sync(run_id: RunId, session: SessionDep) -> SyncRunView:
     """One run: status, times, per-stream records and API requests, error."""
-    return SyncRunView.of(await queue.get(session, run_id))
+    run = await queue.get(session, run_id)
+    if run is None:
+        raise queue.RunNotFound(f"sync run {run_id!r} does not exist")
+    return SyncRunView.of(run)
 
 
 @router.post(

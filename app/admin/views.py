@@ -6,11 +6,11 @@ from collections import defaultdict
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.runtime import Runtime
 from app.credentials import service as secrets
 from app.credentials.models import SecretKind
 from app.destinations import redact_destination_url
 from app.installations import service
+from app.installations.destination import destination_url_for
 from app.installations.models import Installation
 from app.installations.schemas import (
     CredentialsView,
@@ -20,10 +20,11 @@ from app.installations.schemas import (
     StreamStateView,
     StreamSummary,
 )
-from app.sync import state as state_repo
-from app.sync.catalog import parse_stream_selection
-from app.sync.models import SyncRun
-from app.sync.state import COMPANY_SCOPE
+from app.procore.catalog import parse_stream_selection
+from app.runs import state as state_repo
+from app.runs.models import SyncRun
+from app.runs.state import COMPANY_SCOPE
+from app.runtime import Runtime
 
 
 def credentials_view(inst: Installation, rt: Runtime, *, has_secret: bool) -> CredentialsView:
@@ -66,7 +67,7 @@ async def installation_view(
         schedule=inst.schedule,
         streams=parse_stream_selection(inst.streams),
         paused=inst.paused,
-        destination=redact_destination_url(await service.destination_url_for(session, rt, inst)),
+        destination=redact_destination_url(await destination_url_for(session, rt, inst)),
         credentials=credentials_view(inst, rt, has_secret=has_secret),
         next_run_at=inst.next_run_at,
         missing_projects=list(inst.missing_projects or []),

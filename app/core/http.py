@@ -12,7 +12,17 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.core.errors import ConnectorError, PayloadTooLarge
+from app.core.errors import (
+    BadRequest,
+    Conflict,
+    ConnectorError,
+    Forbidden,
+    NotFound,
+    PayloadTooLarge,
+    ServiceUnavailable,
+    Unauthorized,
+    Unprocessable,
+)
 from app.core.logging import get_logger, scrub_text
 
 log = get_logger(__name__)
@@ -32,10 +42,32 @@ class ErrorResponse(BaseModel):
     error: ErrorDetail
 
 
+# The one place that turns an error family into an HTTP status; anything else is a 500.
+HTTP_STATUS: dict[type[ConnectorError], int] = {
+    BadRequest: 400,
+    Unauthorized: 401,
+    Forbidden: 403,
+    NotFound: 404,
+    Conflict: 409,
+    PayloadTooLarge: 413,
+    Unprocessable: 422,
+    ServiceUnavailable: 503,
+}
+
+
+def http_status(error: ConnectorError) -> int:
+    """The HTTP status of an error: that of its nearest family in HTTP_STATUS, else 500."""
+    for family in type(error).__mro__:
+        if family in HTTP_STATUS:
+            return HTTP_STATUS[family]
+    return 500
+
+
 def error_response(error: ConnectorError) -> JSONResponse:
     """Renders a domain error as `{"error": {code, message, details}}`."""
-    headers = {"WWW-Authenticate": "Bearer"} if error.status_code == 401 else None
-    return JSONResponse(error.to_body(), status_code=error.status_code, headers=headers)
+    status = http_status(error)
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return JSONResponse(error.to_body(), status_code=status, headers=headers)
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -11,7 +11,13 @@ from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    Field,
+    IPvAnyNetwork,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -129,6 +135,12 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     log_format: Literal["json", "console"] = "json"
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    # Where destinations may reach (SPEC sections 2 and 6); app.config checks the default
+    # destination against them.
+    destination_allowed_networks: Annotated[list[IPvAnyNetwork], NoDecode] = Field(
+        default_factory=list
+    )
+    destination_root: Path = DEFAULT_DATA_DIR
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -185,31 +197,10 @@ class Settings(BaseSettings):
             raise ValueError("must decode to at least 16 bytes")
         return value
 
-    @field_validator("schedule")
+    @field_validator("destination_allowed_networks", mode="before")
     @classmethod
-    def _check_schedule(cls, value: str) -> str:
-        from app.scheduling.schedules import parse_schedule
-
-        parse_schedule(value)
-        return value
-
-    @field_validator("streams")
-    @classmethod
-    def _check_streams(cls, value: str) -> str:
-        from app.sync.catalog import parse_stream_selection
-
-        parse_stream_selection(value)
-        return value
-
-    @field_validator("destination_url")
-    @classmethod
-    def _check_destination(cls, value: SecretStr) -> SecretStr:
-        from app.destinations import validate_destination_url
-
-        try:
-            return SecretStr(validate_destination_url(value.get_secret_value()))
-        except ValueError as exc:
-            raise ValueError(str(exc).removeprefix("destination_url: ")) from None
+    def _split_networks(cls, value: Any) -> Any:
+        return _csv(value)
 
     @cached_property
     def keyring(self) -> list[EncryptionKey]:
@@ -238,12 +229,24 @@ class Settings(BaseSettings):
         return self.mode == "production"
 
 
+def sqlite_paths(database_url: str) -> list[Path]:
+    """The file of a SQLite database URL (none for PostgreSQL), which no destination may be."""
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+        return [Path(url.database)]
+    return []
+
+
 class SettingsError(Exception):
     """Start-up configuration problem, rendered as one line that names the variable."""
 
 
-def load_settings(**overrides: Any) -> Settings:
-    """Reads the settings once; turns a validation failure into a one-line SettingsError."""
+def read_settings(**overrides: Any) -> Settings:
+    """Reads the settings once; turns a validation failure into a one-line SettingsError.
+
+    Values written in a domain's own grammar (schedule, streams, destination URL) are checked
+    by the composition root (`app/config.py`), which knows those domains; core does not.
+    """
     try:
         return Settings(**overrides)
     except ValidationError as exc:

@@ -13,13 +13,13 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.core.database import unit_of_work
+from app.core.database import create_engine, make_sessionmaker, unit_of_work
 from app.core.migrations import upgrade_to_head
-from app.core.runtime import build_runtime
 from app.core.settings import Settings
 from app.credentials import data_keys, key_checks, repository
 from app.credentials.crypto import Keyring
 from app.credentials.repository import SecretRecord
+from app.credentials.setup import build_keyring
 
 # Called with the step (`data_keys` or `old_format`) after a batch is read, before it is written.
 BeforeWrite = Callable[[str], Awaitable[None]]
@@ -154,10 +154,12 @@ async def rotate(
 async def rotate_all(settings: Settings) -> RotationReport:
     """Migrates, checks the keys, rotates; returns the report."""
     await asyncio.to_thread(upgrade_to_head, settings.database_url)
-    rt = build_runtime(settings)
+    keyring = build_keyring(settings)
+    engine = create_engine(settings.database_url)
+    sessions = make_sessionmaker(engine)
     try:
-        async with unit_of_work(rt.sessions) as session:
-            await key_checks.verify_at_start(session, rt.keyring)
-        return await rotate(rt.sessions, rt.keyring)
+        async with unit_of_work(sessions) as session:
+            await key_checks.verify_at_start(session, keyring)
+        return await rotate(sessions, keyring)
     finally:
-        await rt.aclose()
+        await engine.dispose()

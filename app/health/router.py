@@ -9,12 +9,12 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
-from app.core.deps import RuntimeDep
 from app.core.logging import get_logger
 from app.core.metrics import READY, REGISTRY
 from app.core.migrations import current_revision, head_revision
-from app.core.runtime import Runtime
 from app.credentials import key_checks
+from app.deps import RuntimeDep
+from app.runtime import Runtime
 from app.scheduling.gauges import refresh_gauges
 
 router = APIRouter(tags=["health"])

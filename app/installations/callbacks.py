@@ -9,11 +9,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.errors import BadRequest, Unauthorized
 from app.core.logging import get_logger
-from app.core.runtime import Runtime
 from app.destinations.signing import WebhookVerificationError, verify
 from app.installations import repository, service
 from app.installations.models import CallbackEvent, InstallationStatus
 from app.installations.schemas import CallbackAnswer, CallbackEventIn
+from app.runtime import Runtime
 
 log = get_logger(__name__)
 TOLERANCE_SECONDS = 300

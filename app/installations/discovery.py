@@ -7,10 +7,10 @@ from dataclasses import dataclass, field
 
 from app.core.database import unit_of_work
 from app.core.logging import get_logger
-from app.core.runtime import Runtime
 from app.installations import repository, service
 from app.installations.models import Installation, InstallationStatus
 from app.procore import AppNotConnectedError, ProcoreCredentials, ProcoreError
+from app.runtime import Runtime
 
 log = get_logger(__name__)
 PROBE_PATH = "/rest/v1.1/projects"

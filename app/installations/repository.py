@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.installations.models import CallbackEvent, Installation, InstallationStatus
+from app.runs.models import RunStatus, SyncRun
 
 
 async def get(
@@ -55,3 +58,49 @@ async def active_company_ids(session: AsyncSession) -> set[int]:
 async def get_callback(session: AsyncSession, webhook_id: str) -> CallbackEvent | None:
     """A callback already processed under this webhook-id."""
     return await session.get(CallbackEvent, webhook_id)
+
+
+async def lock_due(session: AsyncSession, now: datetime, limit: int) -> list[Installation]:
+    """Active, unpaused installations whose time has come, locked for this scheduler.
+
+    On PostgreSQL, `SKIP LOCKED` lets several worker processes tick at once without waiting
+    on each other or queueing twice; SQLite has one writer at a time and ignores the clause.
+    """
+    query = (
+        select(Installation)
+        .where(
+            Installation.status == InstallationStatus.active,
+            Installation.paused.is_(False),
+            Installation.next_run_at.is_not(None),
+            Installation.next_run_at <= now,
+        )
+        .order_by(Installation.next_run_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    return list((await session.scalars(query)).all())
+
+
+async def freshness(
+    session: AsyncSession,
+) -> list[tuple[int, str, datetime, datetime | None, Any]]:
+    """Per active, unpaused installation: company id, schedule, creation time, next run time,
+    and the end of its last successful run (None before the first)."""
+    last_success = (
+        select(SyncRun.company_id, func.max(SyncRun.finished_at).label("at"))
+        .where(SyncRun.status == RunStatus.succeeded)
+        .group_by(SyncRun.company_id)
+        .subquery()
+    )
+    query = (
+        select(
+            Installation.company_id,
+            Installation.schedule,
+            Installation.created_at,
+            Installation.next_run_at,
+            last_success.c.at,
+        )
+        .outerjoin(last_success, last_success.c.company_id == Installation.company_id)
+        .where(Installation.status == InstallationStatus.active, Installation.paused.is_(False))
+    )
+    return [(r[0], r[1], r[2], r[3], r[4]) for r in (await session.execute(query)).all()]

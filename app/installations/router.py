@@ -7,8 +7,8 @@ from typing import Any
 from fastapi import APIRouter, Request, status
 from sqlalchemy.exc import IntegrityError
 
-from app.core.deps import RuntimeDep
 from app.core.http import ErrorResponse, inline_schema
+from app.deps import RuntimeDep
 from app.installations import callbacks
 from app.installations.schemas import CallbackAnswer, CallbackEventIn
 

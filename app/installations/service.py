@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Literal
 
 from sqlalchemy.exc import IntegrityError
@@ -12,25 +12,29 @@ from app.core.database import utcnow
 from app.core.errors import (
     BadRequest,
     ConfigurationError,
-    Conflict,
-    NotFound,
     ServiceUnavailable,
     Unprocessable,
 )
-from app.core.runtime import Runtime
+from app.core.logging import get_logger
 from app.credentials import service as secrets
 from app.credentials.crypto import Keyring
 from app.credentials.models import SecretKind
 from app.destinations import InvalidDestinationURL, validate_destination_url
-from app.destinations.signing import generate_signing_secret
+from app.destinations.policy import policy_from_settings
 from app.installations import repository
+from app.installations.destination import destination_url_for, ensure_signing_secret
+from app.installations.errors import InstallationNotFound, InstallationNotSyncable
 from app.installations.models import Installation, InstallationStatus
+from app.installations.schedules import parse_schedule
 from app.installations.schemas import InstallationPatch
 from app.procore import ProcoreAuthError, ProcoreCredentials, ProcoreError
-from app.scheduling import queue
-from app.scheduling.schedules import parse_schedule
-from app.sync import state as state_repo
-from app.sync.catalog import parse_stream_selection
+from app.procore.catalog import parse_stream_selection
+from app.runs import queue
+from app.runs import state as state_repo
+from app.runtime import Runtime
+
+log = get_logger(__name__)
+
 
 # Why an installation became uninstalled; discovery re-installs only a company that left
 # /companies and came back, never one that is still listed but said "not connected".
@@ -163,12 +167,74 @@ async def uninstall(
     return inst
 
 
-async def get_or_404(session: AsyncSession, company_id: int) -> Installation:
-    """One installation, or NotFound."""
+async def take_due(session: AsyncSession, now: datetime, limit: int) -> list[Installation]:
+    """Installations whose scheduled time has come, locked until the transaction ends."""
+    return await repository.lock_due(session, now, limit)
+
+
+def schedule_next(inst: Installation, now: datetime) -> None:
+    """Moves an installation to its next slot after `now` (not after the missed one: no
+    catch-up burst). A schedule that no longer parses retries in an hour."""
+    try:
+        inst.next_run_at = parse_schedule(inst.schedule).next_run(now, inst.company_id)
+    except ValueError as exc:
+        # Schedules are validated on the way in; a bad one must not stall everybody else.
+        log.error(
+            "unusable schedule; retrying in an hour", company_id=inst.company_id, error=str(exc)
+        )
+        inst.next_run_at = now + timedelta(hours=1)
+
+
+async def get(session: AsyncSession, company_id: int) -> Installation | None:
+    """One installation, or None."""
+    return await repository.get(session, company_id)
+
+
+async def require(session: AsyncSession, company_id: int) -> Installation:
+    """One installation, or InstallationNotFound."""
     inst = await repository.get(session, company_id)
     if inst is None:
-        raise NotFound(f"no installation for company {company_id}")
+        raise InstallationNotFound(f"no installation for company {company_id}")
     return inst
+
+
+async def record_run_end(
+    session: AsyncSession, company_id: int, run_id: str, health: dict[str, int]
+) -> None:
+    """Notes an installation's last run and adds its Integration Health counts."""
+    inst = await repository.get(session, company_id)
+    if inst is not None:
+        inst.last_run_id = run_id
+        inst.health_add(health)
+
+
+async def record_missing_projects(
+    session: AsyncSession, company_id: int, missing: list[int]
+) -> bool:
+    """Flags projects that left the permitted list; True when the flagged set changed."""
+    inst = await repository.get(session, company_id)
+    if inst is None or inst.missing_projects == missing:
+        return False
+    inst.missing_projects = missing
+    return True
+
+
+async def fence_holds(session: AsyncSession, company_id: int, generation: int) -> bool:
+    """Whether a run that started at this destination generation may still save progress.
+
+    Locks the installation row until the caller's transaction ends, so a destination change
+    (which locks it too) cannot slip between this check and the checkpoint it guards.
+    """
+    inst = await repository.get(session, company_id, for_update=True)
+    return inst is not None and (inst.destination_generation or 0) == generation
+
+
+async def mark_credentials_invalid(session: AsyncSession, company_id: int, error: str) -> None:
+    """Procore rejected the installation's credentials: no runs until they are replaced."""
+    inst = await repository.get(session, company_id)
+    if inst is not None and inst.status == InstallationStatus.active:
+        inst.status = InstallationStatus.credentials_invalid
+        inst.credentials_error = error
 
 
 async def credentials_for(
@@ -204,19 +270,18 @@ def credentials_source(inst: Installation, rt: Runtime) -> Literal["installation
     return "app" if rt.settings.client_id and rt.settings.client_secret else "none"
 
 
-async def destination_url_for(session: AsyncSession, rt: Runtime, inst: Installation) -> str:
-    """The installation's destination URL (decrypted; never show it unredacted)."""
-    url = await secrets.get_secret(session, rt.keyring, inst.company_id, SecretKind.destination_url)
-    return url or rt.settings.destination_url.get_secret_value()
-
-
 async def apply_patch(
     session: AsyncSession, rt: Runtime, company_id: int, patch: InstallationPatch
-) -> Installation:
-    """Changes schedule, streams, destination or paused; validates each value first."""
+) -> tuple[Installation, str | None]:
+    """Changes schedule, streams, destination or paused; validates each value first.
+
+    Returns the installation and, when the change gave an HTTP destination its first signing
+    secret, that secret (to be shown once).
+    """
+    new_secret = None
     inst = await repository.get(session, company_id, for_update=True)
     if inst is None:
-        raise NotFound(f"no installation for company {company_id}")
+        raise InstallationNotFound(f"no installation for company {company_id}")
     if patch.schedule is not None:
         try:
             schedule = parse_schedule(patch.schedule)
@@ -237,31 +302,35 @@ async def apply_patch(
         inst.streams = "all" if raw.strip() == "all" else ",".join(names)
     if patch.destination_url is not None:
         try:
-            url = validate_destination_url(patch.destination_url.get_secret_value())
+            url = validate_destination_url(
+                patch.destination_url.get_secret_value(), policy_from_settings(rt.settings)
+            )
         except InvalidDestinationURL as exc:
             message = str(exc)
             if not message.startswith("destination_url"):
                 message = f"destination_url: {message}"
             raise BadRequest(message, details=[{"field": "destination_url"}]) from None
         if url != await destination_url_for(session, rt, inst):
-            # A new destination gets everything, not just what changes from now on.
+            # A new destination gets everything, not just what changes from now on; a run
+            # still writing to the old one stops at its next checkpoint (see fence_holds).
             await state_repo.reset(session, company_id)
+            inst.destination_generation = (inst.destination_generation or 0) + 1
         await secrets.put_secret(session, rt.keyring, company_id, SecretKind.destination_url, url)
-        await ensure_signing_secret(session, rt, company_id, url)
+        new_secret = await ensure_signing_secret(session, rt, company_id, url)
     if patch.paused is not None:
         inst.paused = patch.paused
         if not patch.paused and inst.next_run_at is None:
             inst.next_run_at = parse_schedule(inst.schedule).next_run(utcnow(), company_id)
     await session.flush()
-    return inst
+    return inst, new_secret
 
 
 def ensure_syncable(inst: Installation) -> None:
     """Refuses to queue runs for installations that cannot run."""
     if inst.status == InstallationStatus.uninstalled:
-        raise Conflict(f"company {inst.company_id} is uninstalled")
+        raise InstallationNotSyncable(f"company {inst.company_id} is uninstalled")
     if inst.status == InstallationStatus.credentials_invalid:
-        raise Conflict(
+        raise InstallationNotSyncable(
             f"company {inst.company_id} has invalid credentials; replace them first "
             f"(PUT /admin/v1/installations/{inst.company_id}/credentials)"
         )
@@ -271,9 +340,9 @@ async def replace_credentials(
     session: AsyncSession, rt: Runtime, company_id: int, client_id: str, client_secret: str
 ) -> Installation:
     """Checks new credentials against Procore's token endpoint, then stores them encrypted."""
-    inst = await get_or_404(session, company_id)
+    inst = await require(session, company_id)
     if inst.status == InstallationStatus.uninstalled:
-        raise Conflict(
+        raise InstallationNotSyncable(
             f"company {company_id} is uninstalled: its credentials were destroyed and are not "
             "stored again until it is installed again"
         )
@@ -301,33 +370,3 @@ async def replace_credentials(
         inst.status, inst.credentials_error = InstallationStatus.active, None
     await session.flush()
     return inst
-
-
-def is_http_destination(url: str) -> bool:
-    """True for destinations that receive signed HTTP pushes."""
-    return url.lower().startswith(("https://", "http://"))
-
-
-async def ensure_signing_secret(
-    session: AsyncSession, rt: Runtime, company_id: int, url: str
-) -> bool:
-    """Gives an HTTP destination its per-installation signing secret; True if one was made."""
-    if not is_http_destination(url):
-        return False
-    kind = SecretKind.destination_signing_secret
-    if await secrets.has_secret(session, company_id, kind):
-        return False
-    await secrets.put_secret(session, rt.keyring, company_id, kind, generate_signing_secret())
-    return True
-
-
-async def rotate_signing_secret(session: AsyncSession, rt: Runtime, company_id: int) -> str:
-    """A new signing secret for the installation's HTTP destination, returned once."""
-    inst = await get_or_404(session, company_id)
-    url = await destination_url_for(session, rt, inst)
-    if not is_http_destination(url):
-        raise Conflict(f"company {company_id} does not push to an HTTP destination")
-    secret = generate_signing_secret()
-    kind = SecretKind.destination_signing_secret
-    await secrets.put_secret(session, rt.keyring, company_id, kind, secret)
-    return secret

@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import asyncio
-import logging
-from collections.abc import AsyncIterator, Mapping, Sequence
+import time
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
 from app.core import json_codec
+from app.core.logging import get_logger
+from app.core.retry import (
+    RetryBudget,
+    RetryPolicy,
+    is_retryable_exception,
+    is_retryable_status,
+    parse_retry_after,
+)
 from app.procore.connection import USER_AGENT
 from app.procore.credentials import ProcoreCredentials, RequestStats
 from app.procore.errors import (
@@ -24,16 +33,9 @@ from app.procore.errors import (
 from app.procore.health import HealthCounters
 from app.procore.paging import Page, next_page_number, records_of
 from app.procore.ratelimit import CompanyLimiter, RateLimiters, WindowWaitTooLongError
-from app.procore.retry import (
-    RetryBudget,
-    RetryPolicy,
-    is_retryable_exception,
-    is_retryable_status,
-    parse_retry_after,
-)
-from app.procore.tokens import TokenCache
+from app.procore.tokens import TokenCache, TokenRefresh
 
-logger = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 Params = Mapping[str, str | int | Sequence[str]]
 
@@ -57,6 +59,21 @@ def _query_items(params: Params | None) -> list[tuple[str, str | int | float | b
     return items
 
 
+@dataclass
+class _Call:
+    """One logical GET and what its attempts share."""
+
+    path: str
+    url: str
+    company_id: int | None
+    query: list[tuple[str, str | int | float | bool | None]]
+    stats: RequestStats | None
+    header_ok: bool
+    limiter: CompanyLimiter
+    budget: RetryBudget
+    auth: TokenRefresh
+
+
 class ProcoreClient:
     """One client per external API: tokens, pacing, retries and health counters for Procore."""
 
@@ -75,6 +92,7 @@ class ProcoreClient:
         retry_max_delay: float = 30.0,
         limiters: RateLimiters | None = None,
         user_agent: str = USER_AGENT,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if per_page < 1:
             raise ValueError("per_page must be at least 1")
@@ -95,6 +113,7 @@ class ProcoreClient:
             retry=self._retry,
             refresh_margin=token_refresh_margin,
             user_agent=user_agent,
+            clock=clock,
         )
         self._limiters = limiters if limiters is not None else RateLimiters()
 
@@ -190,67 +209,82 @@ class ProcoreClient:
         query: list[tuple[str, str | int | float | bool | None]],
         stats: RequestStats | None,
     ) -> httpx.Response:
+        """One logical GET: attempts until a 2xx, an answer not worth retrying, or the budget
+        is spent. Authentication (`TokenRefresh`), pacing (`_attempt`) and what to do with a
+        failed answer (`_after_failure`) each live in their own place."""
+        header_needed = needs_company_header(path)
         if not path.startswith("/"):
             raise ValueError(f"path must start with '/': {path!r}")
-        header_needed = needs_company_header(path)
         if company_id is None and header_needed:
             raise ValueError(f"company_id is required for {path}")
         self._tokens.ensure_valid(creds)
-        limiter = self.limiter(creds, company_id)
-        budget = self._retry.start()
-        url = self._api_url + path
-        refreshed = False
-        header_ok = company_id is not None or not header_needed
+        call = _Call(
+            path=path,
+            url=self._api_url + path,
+            company_id=company_id,
+            query=query,
+            stats=stats,
+            header_ok=company_id is not None or not header_needed,
+            limiter=self.limiter(creds, company_id),
+            budget=self._retry.start(),
+            auth=TokenRefresh(self._tokens, creds, stats),
+        )
         while True:
-            try:
-                await limiter.acquire(max_wait=budget.seconds_left())
-            except WindowWaitTooLongError as exc:
-                raise ProcoreRateLimitError(
-                    f"rate limit spent for this company; {exc}",
-                    path=path,
-                    retry_after=exc.seconds,
-                ) from None
-            token = ""
-            response: httpx.Response | None = None
-            failure: httpx.HTTPError | None = None
-            try:
-                # Taken after the pacing wait, so a long wait never sends a stale token.
-                token = await self._tokens.token(creds, stats)
-                response = await self._http.get(
-                    url, params=query, headers=self._headers(token, company_id)
-                )
-            except httpx.HTTPError as exc:
-                failure = exc
-            finally:
-                limiter.release(
-                    response.headers if response is not None else None,
-                    response.status_code if response is not None else None,
-                )
-            status = response.status_code if response is not None else 0
-            self._count(stats, company_id, status, header_ok)
+            response = await self._attempt(call)
             if response is None:
-                assert failure is not None
-                error = ProcoreNetworkError(
-                    f"no answer from Procore: {type(failure).__name__}", path=path
-                )
-                if not is_retryable_exception(failure):
-                    raise error from None  # the httpx error holds the request and its token
-                await self._backoff_or_raise(budget, error)
-                continue
-            if status < 300:
+                continue  # no answer, and a retry is due
+            if response.status_code < 300:
                 return response
-            if status == 401 and not refreshed:
-                # One refresh and one retry; concurrent 401s on the same token refresh once.
-                self._tokens.invalidate(creds, used=token)
-                refreshed = True
+            if call.auth.retry_after(response):
                 continue
-            if status == 429 or (status == 503 and "retry-after" in response.headers):
-                self._wait_for_window(budget, limiter, response, path)
-                continue
-            if is_retryable_status(status):
-                await self._backoff_or_raise(budget, error_for_response(response, path))
-                continue
-            raise error_for_response(response, path)
+            await self._after_failure(call, response)
+
+    async def _attempt(self, call: _Call) -> httpx.Response | None:
+        """Paces, sends one GET and counts the answer; None after a retryable network failure."""
+        try:
+            await call.limiter.acquire(max_wait=call.budget.seconds_left())
+        except WindowWaitTooLongError as exc:
+            raise ProcoreRateLimitError(
+                f"rate limit spent for this company; {exc}", path=call.path, retry_after=exc.seconds
+            ) from None
+        response: httpx.Response | None = None
+        failure: httpx.HTTPError | None = None
+        try:
+            # Taken after the pacing wait, so a long wait never sends a stale token.
+            token = await call.auth.token()
+            response = await self._http.get(
+                call.url, params=call.query, headers=self._headers(token, call.company_id)
+            )
+        except httpx.HTTPError as exc:
+            failure = exc
+        finally:
+            call.limiter.release(
+                response.headers if response is not None else None,
+                response.status_code if response is not None else None,
+            )
+        status = response.status_code if response is not None else 0
+        self._count(call.stats, call.company_id, status, call.header_ok)
+        if response is not None:
+            return response
+        assert failure is not None
+        error = ProcoreNetworkError(
+            f"no answer from Procore: {type(failure).__name__}", path=call.path
+        )
+        if not is_retryable_exception(failure):
+            raise error from None  # the httpx error holds the request and its token
+        await self._backoff_or_raise(call.budget, error)
+        return None
+
+    async def _after_failure(self, call: _Call, response: httpx.Response) -> None:
+        """Waits before the next attempt, or raises the answer's error."""
+        status = response.status_code
+        if status == 429 or (status == 503 and "retry-after" in response.headers):
+            self._wait_for_window(call.budget, call.limiter, response, call.path)
+            return
+        if is_retryable_status(status):
+            await self._backoff_or_raise(call.budget, error_for_response(response, call.path))
+            return
+        raise error_for_response(response, call.path)
 
     def _headers(self, token: str, company_id: int | None) -> dict[str, str]:
         sent = {
@@ -278,11 +312,11 @@ class ProcoreClient:
         delay = budget.backoff()
         if delay is None:
             raise error
-        logger.info(
-            "procore request failed, retrying in %.2fs (attempt %d): %s",
-            delay,
-            budget.attempts,
-            error,
+        log.info(
+            "procore request failed, retrying",
+            delay_seconds=round(delay, 2),
+            attempt=budget.attempts,
+            error=str(error),
         )
         await asyncio.sleep(delay)
 
@@ -298,11 +332,11 @@ class ProcoreClient:
             # Every task holds off, even when this call gives up: the window is spent.
             limiter.block_for(wait)
             delay = budget.wait(wait)
-            logger.warning(
-                "procore answered %d for %s: holding requests for %.1fs",
-                response.status_code,
-                path,
-                wait,
+            log.warning(
+                "procore rate limit: holding requests",
+                status=response.status_code,
+                path=path,
+                wait_seconds=round(wait, 1),
             )
         else:
             delay = budget.backoff()

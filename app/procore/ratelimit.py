@@ -161,6 +161,11 @@ class CompanyLimiter:
         self._forget_window()
         self._notify()
 
+    def delay(self) -> float:
+        """How long a request asked for now would wait before it is sent (inf: until an
+        answer in flight tells the window)."""
+        return self._wait_time(self._clock())[0]
+
     def seconds_until_reset(self) -> float | None:
         """Returns the time to the known window's reset, if one is known."""
         if self._reset_at is None:

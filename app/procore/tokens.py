@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -12,6 +11,13 @@ from typing import Any
 
 import httpx
 
+from app.core.logging import get_logger
+from app.core.retry import (
+    RetryPolicy,
+    is_retryable_exception,
+    is_retryable_status,
+    parse_retry_after,
+)
 from app.procore.credentials import ProcoreCredentials, RequestStats
 from app.procore.errors import (
     InvalidClientError,
@@ -23,14 +29,8 @@ from app.procore.errors import (
     redact,
     request_id_of,
 )
-from app.procore.retry import (
-    RetryPolicy,
-    is_retryable_exception,
-    is_retryable_status,
-    parse_retry_after,
-)
 
-logger = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 TOKEN_PATH = "/oauth/token"  # noqa: S105 - a URL path, not a secret
 
@@ -166,10 +166,10 @@ class TokenCache:
                     path=TOKEN_PATH,
                 )
                 self._invalid[creds.cache_key()] = error
-                logger.warning(
-                    "procore rejected the credentials of client %s: %s",
-                    creds.client_id,
-                    error.message,
+                log.warning(
+                    "procore rejected the credentials",
+                    client_id=creds.client_id,
+                    reason=error.message,
                 )
                 self._tokens.pop(creds.cache_key(), None)
                 raise error
@@ -210,3 +210,34 @@ class TokenCache:
         return AccessToken(
             value, refresh_at=sent_at + lifetime - margin, expires_at=sent_at + lifetime
         )
+
+
+class TokenRefresh:
+    """Attaches a token to each attempt of one call and, on a 401, drops that token and lets
+    the call try once more with a fresh one (the shape of httpx's `Auth.auth_flow`).
+
+    Concurrent 401s on the same token refresh it once: the cache compares the token it holds
+    with the one that failed.
+    """
+
+    def __init__(
+        self, tokens: TokenCache, creds: ProcoreCredentials, stats: RequestStats | None
+    ) -> None:
+        self._tokens = tokens
+        self._creds = creds
+        self._stats = stats
+        self._used = ""
+        self._refreshed = False
+
+    async def token(self) -> str:
+        """The token for the next attempt."""
+        self._used = await self._tokens.token(self._creds, self._stats)
+        return self._used
+
+    def retry_after(self, response: httpx.Response) -> bool:
+        """Whether the call should be sent again because its token was refused."""
+        if response.status_code != 401 or self._refreshed:
+            return False
+        self._tokens.invalidate(self._creds, used=self._used)
+        self._refreshed = True
+        return True

@@ -14,13 +14,13 @@ from rich.table import Table
 from app.core.database import unit_of_work
 from app.core.errors import Conflict
 from app.core.migrations import upgrade_to_head
-from app.core.runtime import Runtime, build_runtime
 from app.core.settings import Settings
 from app.installations import service
-from app.scheduling import queue
+from app.runs import queue
+from app.runs.models import RunStatus
+from app.runs.schemas import SyncRunView
+from app.runtime import Runtime, build_runtime
 from app.scheduling.worker import ActiveRun, StopReason, Worker
-from app.sync.models import RunStatus
-from app.sync.schemas import SyncRunView
 
 COLUMNS = ("stream", "status", "units", "records", "deleted", "requests", "seconds")
 
@@ -44,9 +44,9 @@ def progress_table(title: str, streams: dict[str, dict[str, Any]]) -> Table:
 
 
 def _live_table(active: ActiveRun) -> Table:
-    snapshot = active.ctx.snapshot() if active.ctx is not None else {}
+    streams = active.ctx.snapshot().streams if active.ctx is not None else {}
     title = f"sync {active.run.id} of company {active.run.company_id}: running"
-    return progress_table(title, snapshot.get("streams", {}))
+    return progress_table(title, {name: stats.model_dump() for name, stats in streams.items()})
 
 
 async def run_foreground(settings: Settings, company_id: int, *, full_refresh: bool) -> bool:
@@ -69,7 +69,9 @@ async def run_foreground(settings: Settings, company_id: int, *, full_refresh: b
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(asyncio.shield(active.task), timeout=0.5)
         async with rt.sessions() as session:
-            final = SyncRunView.of(await queue.get(session, active.run.id))
+            row = await queue.get(session, active.run.id)
+            assert row is not None  # runs are never deleted while one is followed
+            final = SyncRunView.of(row)
         streams = {name: stats.model_dump() for name, stats in final.streams.items()}
         console.print(progress_table(f"sync {final.run_id}: {final.status}", streams))
         if final.error:
@@ -85,7 +87,7 @@ async def run_foreground(settings: Settings, company_id: int, *, full_refresh: b
 
 async def _claim_and_start(rt: Runtime, company_id: int, *, full_refresh: bool) -> ActiveRun:
     async with unit_of_work(rt.sessions) as session:
-        inst = await service.get_or_404(session, company_id)
+        inst = await service.require(session, company_id)
         service.ensure_syncable(inst)
         run, _ = await queue.enqueue(session, company_id, trigger="cli", full_refresh=full_refresh)
     async with unit_of_work(rt.sessions) as session:

@@ -5,44 +5,20 @@ from __future__ import annotations
 import contextlib
 from datetime import UTC, datetime
 
-from sqlalchemy import func, select
-
 from app.core.database import utcnow
 from app.core.metrics import QUEUE_DEPTH, SCHEDULE_PERIOD, SCHEDULER_LAG, SYNC_LAST_SUCCESS
-from app.core.runtime import Runtime
-from app.installations.models import Installation, InstallationStatus
-from app.scheduling import queue
-from app.scheduling.schedules import parse_schedule
-from app.sync.models import RunStatus, SyncRun
+from app.installations import repository
+from app.installations.schedules import parse_schedule
+from app.runs import queue
+from app.runtime import Runtime
 
 
 async def refresh_gauges(rt: Runtime) -> None:
     """Sets queue depth, scheduler lag and the per-installation freshness gauges."""
     now = utcnow()
-    last_success = (
-        select(SyncRun.company_id, func.max(SyncRun.finished_at).label("at"))
-        .where(SyncRun.status == RunStatus.succeeded)
-        .group_by(SyncRun.company_id)
-        .subquery()
-    )
     async with rt.sessions() as session:
         depth = await queue.queue_depth(session)
-        rows = (
-            await session.execute(
-                select(
-                    Installation.company_id,
-                    Installation.schedule,
-                    Installation.created_at,
-                    Installation.next_run_at,
-                    last_success.c.at,
-                )
-                .outerjoin(last_success, last_success.c.company_id == Installation.company_id)
-                .where(
-                    Installation.status == InstallationStatus.active,
-                    Installation.paused.is_(False),
-                )
-            )
-        ).all()
+        rows = await repository.freshness(session)
     QUEUE_DEPTH.set(depth)
     # Rebuilt on each scrape so uninstalled or paused installations drop out of the series.
     SYNC_LAST_SUCCESS.clear()

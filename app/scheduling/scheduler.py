@@ -6,21 +6,17 @@ import asyncio
 import contextlib
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.database import unit_of_work, utcnow
 from app.core.errors import Conflict
 from app.core.logging import get_logger
 from app.core.metrics import SCHEDULER_TICK
-from app.core.runtime import Runtime
 from app.installations import discovery
-from app.installations.models import Installation, InstallationStatus
-from app.scheduling import queue
-from app.scheduling.schedules import parse_schedule
+from app.installations import service as installations
+from app.runs import queue
+from app.runtime import Runtime
 from app.scheduling.worker import Worker
 
 log = get_logger(__name__)
@@ -37,27 +33,6 @@ class TickResult:
     skipped_running: int = 0
 
 
-async def _lock_due(session: AsyncSession, limit: int) -> list[Installation]:
-    """Active, unpaused installations whose time has come, locked for this scheduler.
-
-    On PostgreSQL, `SKIP LOCKED` lets several worker processes tick at once without waiting
-    on each other or queueing twice; SQLite has one writer at a time and ignores the clause.
-    """
-    query = (
-        select(Installation)
-        .where(
-            Installation.status == InstallationStatus.active,
-            Installation.paused.is_(False),
-            Installation.next_run_at.is_not(None),
-            Installation.next_run_at <= utcnow(),
-        )
-        .order_by(Installation.next_run_at)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    )
-    return list((await session.scalars(query)).all())
-
-
 async def enqueue_due(rt: Runtime, *, batch: int = DUE_BATCH) -> TickResult:
     """Queues a run for every installation whose time has come; missed periods coalesce into one.
 
@@ -67,27 +42,15 @@ async def enqueue_due(rt: Runtime, *, batch: int = DUE_BATCH) -> TickResult:
     result = TickResult()
     now = utcnow()
     async with unit_of_work(rt.sessions) as session:
-        for inst in await _lock_due(session, batch):
+        for inst in await installations.take_due(session, now, batch):
             result.due += 1
             try:
                 _, created = await queue.enqueue(session, inst.company_id, trigger="schedule")
                 result.queued += int(created)
             except Conflict:
                 result.skipped_running += 1
-            inst.next_run_at = next_run_after(inst, now)
+            installations.schedule_next(inst, now)
     return result
-
-
-def next_run_after(inst: Installation, now: datetime) -> datetime:
-    """The installation's next slot after `now` (not after the missed one: no catch-up burst)."""
-    try:
-        return parse_schedule(inst.schedule).next_run(now, inst.company_id)
-    except ValueError as exc:
-        # Schedules are validated on the way in; a bad one must not stall everybody else.
-        log.error(
-            "unusable schedule; retrying in an hour", company_id=inst.company_id, error=str(exc)
-        )
-        return now + timedelta(hours=1)
 
 
 class Scheduler:

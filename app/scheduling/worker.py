@@ -23,15 +23,15 @@ from app.core.metrics import (
     SYNC_RUNS_RELEASED,
     SYNC_RUNS_RUNNING,
 )
-from app.core.runtime import Runtime
 from app.installations import service as installations
-from app.installations.models import InstallationStatus
 from app.procore import AppNotConnectedError, InvalidClientError, ProcoreRateLimitError
-from app.scheduling import queue
-from app.scheduling.queue import Lease
+from app.runs import queue
+from app.runs.models import RunStatus, SyncRun
+from app.runs.queue import Lease
+from app.runtime import Runtime
+from app.scheduling.runspec import FatalRunError, build_spec, make_context
 from app.sync import engine
-from app.sync.context import RunCancelled, RunContext
-from app.sync.models import RunStatus, SyncRun
+from app.sync.context import RunCancelled, RunContext, RunFenced
 
 log = get_logger(__name__)
 
@@ -59,6 +59,7 @@ class ActiveRun:
     task: asyncio.Task[RunStatus] | None = None
     records_counted: bool = False
     resume_at: datetime | None = None
+    requeue: str | None = None  # trigger of a run to queue once this one is recorded
 
     def request_stop(self, reason: StopReason) -> None:
         """Asks the run to stop at its next page; the first reason wins."""
@@ -147,8 +148,14 @@ class Worker:
         )
         try:
             try:
-                active.ctx = await engine.prepare(self.rt, run, active.stop)
+                spec = await build_spec(self.rt, run)
+                active.ctx = make_context(self.rt, spec, active.stop)
                 status, error = await engine.execute(active.ctx)
+            except RunFenced:
+                # Its checkpoints were reset with the destination: the next run copies everything
+                # to the new destination, and it is queued now rather than at the next slot.
+                status, error = RunStatus.cancelled, "destination changed during the run"
+                active.requeue = "destination_change"
             except RunCancelled:
                 status, error = RunStatus.cancelled, "cancelled; checkpoints kept"
             except AppNotConnectedError as exc:
@@ -157,7 +164,7 @@ class Worker:
             except InvalidClientError as exc:
                 error = f"credentials rejected by Procore: {exc.message}"
                 await self._mark_credentials_invalid(run.company_id, error)
-            except engine.FatalRunError as exc:
+            except FatalRunError as exc:
                 error = str(exc)
             except asyncio.CancelledError:
                 # The shutdown grace ran out mid-page: hand the run back so it resumes elsewhere.
@@ -212,20 +219,33 @@ class Worker:
                 return RunStatus.queued
             # Not handed back: a cancel arrived meanwhile (or the lease is gone).
             status, error = RunStatus.cancelled, "cancelled; checkpoints kept"
-        stats = active.ctx.snapshot() if active.ctx else None
+        progress = active.ctx.snapshot() if active.ctx else None
         async with unit_of_work(self.rt.sessions) as session:
             recorded = await queue.finish(
-                session, run.id, self.rt.worker_id, status=status, error=error, stats=stats
+                session, run.id, self.rt.worker_id, status=status, error=error, progress=progress
             )
             if recorded:
-                inst = await installations.get_or_404(session, run.company_id)
-                inst.last_run_id = run.id
-                inst.health_add(self.rt.health.drain(run.company_id))
+                await installations.record_run_end(
+                    session, run.company_id, run.id, self.rt.health.drain(run.company_id)
+                )
+                if active.ctx is not None and active.ctx.projects_listed:
+                    missing = active.ctx.missing_projects
+                    if (
+                        await installations.record_missing_projects(
+                            session, run.company_id, missing
+                        )
+                        and missing
+                    ):
+                        log.warning("projects left the permitted list", missing=missing)
         if not recorded:
             log.warning(
                 "sync ended but its lease was gone; outcome not recorded", status=str(status)
             )
             return RunStatus.running
+        if active.requeue:
+            async with unit_of_work(self.rt.sessions) as session:
+                await queue.enqueue(session, run.company_id, trigger=active.requeue)
+            self.rt.wake_scheduler()
         SYNC_RUNS.labels(str(run.company_id), str(status)).inc()
         SYNC_RUN_DURATION.labels(str(status)).observe(time.monotonic() - active.started)
         self._count_records(active)
@@ -233,8 +253,8 @@ class Worker:
             "sync finished",
             status=str(status),
             error=error,
-            requests=(stats or {}).get("requests"),
-            records=(stats or {}).get("records"),
+            requests=progress.requests if progress else None,
+            records=progress.records if progress else None,
         )
         return status
 
@@ -261,7 +281,7 @@ class Worker:
                         session, active.run.id, self.rt.worker_id, settings.lease_seconds
                     )
                     if lease != Lease.lost and active.ctx is not None:
-                        await queue.save_stats(session, active.run.id, active.ctx.snapshot())
+                        await queue.save_progress(session, active.run.id, active.ctx.snapshot())
                     waiting = (
                         await queue.longest_wait_seconds(session)
                         if slice_seconds
@@ -297,7 +317,7 @@ class Worker:
         self._count_records(active)
         async with unit_of_work(self.rt.sessions) as session:
             if active.ctx is not None:
-                await queue.save_stats(session, active.run.id, active.ctx.snapshot())
+                await queue.save_progress(session, active.run.id, active.ctx.snapshot())
             released = await queue.release(
                 session, active.run.id, self.rt.worker_id, to_back=to_back, not_before=not_before
             )
@@ -314,6 +334,4 @@ class Worker:
 
     async def _mark_credentials_invalid(self, company_id: int, error: str) -> None:
         async with unit_of_work(self.rt.sessions) as session:
-            inst = await installations.get_or_404(session, company_id)
-            inst.status = InstallationStatus.credentials_invalid
-            inst.credentials_error = error
+            await installations.mark_credentials_invalid(session, company_id, error)

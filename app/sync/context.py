@@ -1,67 +1,74 @@
-"""What one sync run carries around: its identity, clients, window and running statistics."""
+"""What one sync run carries around: its plain inputs (RunSpec), clients and running figures.
+
+The engine knows neither the run queue nor the installations table: the worker hands it a
+RunSpec and a `save_progress` callable, and reads back what it found from the context.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
-from pydantic import BaseModel, PrivateAttr
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.runtime import Runtime
-from app.destinations import Destination
+from app.destinations import Destination, WriteResult
 from app.procore import ProcoreCredentials, RequestStats
+from app.runs.progress import (
+    MAX_LISTED_QUARANTINED,
+    PendingDelete,
+    QuarantinedNote,
+    RunProgress,
+    StreamStats,
+)
+from app.runtime import Runtime
+
+# Stores a run's progress in the caller's transaction (the one that saves a checkpoint).
+SaveProgress = Callable[[AsyncSession, RunProgress], Awaitable[None]]
+# Raises RunFenced, in the caller's transaction, when the run may no longer save state.
+Guard = Callable[[AsyncSession], Awaitable[None]]
+
+
+async def _no_fence(_session: AsyncSession) -> None:
+    return None
+
+
+def count_write(stats: StreamStats, result: WriteResult) -> None:
+    """Adds a destination write to a stream's figures: records written, and the quarantined
+    ones as skipped (the first few listed with their id and reason)."""
+    stats.records_written += result.written
+    stats.records_skipped += len(result.quarantined)
+    room = max(0, MAX_LISTED_QUARANTINED - len(stats.quarantined))
+    stats.quarantined.extend(
+        QuarantinedNote(id=item.id, reason=item.reason) for item in result.quarantined[:room]
+    )
 
 
 class RunCancelled(Exception):
     """The run was asked to stop (cancel, lease lost, shutdown); checkpoints are kept."""
 
 
-class StreamStats(BaseModel):
-    """Per-stream figures of a run: kept with the run record and shown by the admin API."""
-
-    status: str = "pending"
-    records_read: int = 0
-    records_written: int = 0
-    records_deleted: int = 0
-    records_skipped: int = 0
-    requests: int = 0
-    units_done: int = 0
-    units_total: int = 0
-    duration_seconds: float = 0.0
-    error: str | None = None
-    delete_guard: str | None = None
-    note: str | None = None
-    _started: float | None = PrivateAttr(default=None)
-
-    def start(self) -> None:
-        """Marks the stream as running."""
-        self.status = "running"
-        self._started = time.monotonic()
-
-    def stop(self, status: str, error: str | None = None) -> None:
-        """Marks the stream as finished."""
-        self.status = status
-        self.error = error
-        if self._started is not None:
-            self.duration_seconds = round(time.monotonic() - self._started, 3)
-
-    def as_dict(self) -> dict[str, Any]:
-        """JSON form for the run record."""
-        return self.model_dump()
+class RunFenced(RunCancelled):
+    """The installation's destination changed under the run: it must save nothing more."""
 
 
-@dataclass
-class PendingDelete:
-    """Ids found deleted in one unit; applied only when the whole run succeeds."""
+@dataclass(frozen=True)
+class RunSpec:
+    """Everything a run needs to know about itself, as plain values."""
 
-    stream: str
-    project_id: int | None
-    ids: list[int]
-    previous_count: int
-    new_known_ids: list[int] | None
+    run_id: str
+    company_id: int
+    creds: ProcoreCredentials
+    destination_url: str
+    signing_secret: str | None
+    streams: list[str]
+    full_refresh: bool
+    window_end: datetime
+    previous: RunProgress = field(default_factory=RunProgress)
+    destination_generation: int = 0
+    # Replaced signing secrets still in their grace period: each push is signed with them too.
+    previous_signing_secrets: tuple[str, ...] = ()
 
 
 @dataclass
@@ -69,27 +76,54 @@ class RunContext:
     """One run of one installation."""
 
     rt: Runtime
-    run_id: str
-    company_id: int
-    creds: ProcoreCredentials
+    spec: RunSpec
     destination: Destination
-    window_end: datetime
-    full_refresh: bool
-    streams: list[str]
+    save_progress: SaveProgress
+    guard: Guard = _no_fence
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     stats: dict[str, StreamStats] = field(default_factory=dict)
     requests: RequestStats = field(default_factory=RequestStats)
     pending_deletes: list[PendingDelete] = field(default_factory=list)
     project_ids: list[int] = field(default_factory=list)
+    projects_listed: bool = False  # the permitted project list was read in full this attempt
     missing_projects: list[int] = field(default_factory=list)
 
-    def restore(self, previous: dict[str, Any]) -> None:
-        """Carries the figures of earlier attempts of this run into a resumed attempt."""
-        self.requests.requests = int(previous.get("requests", 0))
-        self.requests.token_requests = int(previous.get("token_requests", 0))
-        for name, values in (previous.get("streams") or {}).items():
-            if isinstance(values, dict):
-                self.stats[name] = StreamStats.model_validate(values)
+    def __post_init__(self) -> None:
+        # A resumed run carries the figures of its earlier attempts.
+        previous = self.spec.previous
+        self.requests.requests = previous.requests
+        self.requests.token_requests = previous.token_requests
+        self.stats.update(previous.streams)
+
+    @property
+    def run_id(self) -> str:
+        """The run's id."""
+        return self.spec.run_id
+
+    @property
+    def company_id(self) -> int:
+        """The company being synced."""
+        return self.spec.company_id
+
+    @property
+    def creds(self) -> ProcoreCredentials:
+        """The DMSA credentials to call Procore with."""
+        return self.spec.creds
+
+    @property
+    def window_end(self) -> datetime:
+        """Upper end of every `updated_at` window of this run (kept across resumes)."""
+        return self.spec.window_end
+
+    @property
+    def full_refresh(self) -> bool:
+        """Whether every stream is read in full."""
+        return self.spec.full_refresh
+
+    @property
+    def streams(self) -> list[str]:
+        """Selected stream names, in catalog order."""
+        return self.spec.streams
 
     def check(self) -> None:
         """Raises RunCancelled when the run must stop (called between pages)."""
@@ -100,13 +134,13 @@ class RunContext:
         """The statistics entry of a stream, created on first use."""
         return self.stats.setdefault(name, StreamStats())
 
-    def snapshot(self) -> dict[str, Any]:
-        """JSON form of the run's progress."""
-        return {
-            "window_end": self.window_end.isoformat(),
-            "requests": self.requests.requests,
-            "token_requests": self.requests.token_requests,
-            "records": sum(s.records_written for s in self.stats.values()),
-            "streams": {name: stats.as_dict() for name, stats in self.stats.items()},
-            "missing_projects": self.missing_projects,
-        }
+    def snapshot(self) -> RunProgress:
+        """The run's progress so far."""
+        return RunProgress(
+            window_end=self.window_end,
+            requests=self.requests.requests,
+            token_requests=self.requests.token_requests,
+            records=sum(s.records_written for s in self.stats.values()),
+            streams=dict(self.stats),
+            missing_projects=list(self.missing_projects),
+        )

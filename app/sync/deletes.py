@@ -6,8 +6,9 @@ from collections import defaultdict
 
 from app.core.database import unit_of_work, utcnow
 from app.core.logging import get_logger
-from app.sync import state as state_repo
-from app.sync.context import PendingDelete, RunContext
+from app.runs import state as state_repo
+from app.runs.progress import PendingDelete
+from app.sync.context import RunContext
 
 log = get_logger(__name__)
 
@@ -46,6 +47,7 @@ async def apply(ctx: RunContext) -> None:
                 )
             if item.new_known_ids is not None and not verdict:
                 async with unit_of_work(ctx.rt.sessions) as session:
+                    await ctx.guard(session)
                     row = await state_repo.load(session, ctx.company_id, stream, item.project_id)
                     row.known_ids = item.new_known_ids
                     row.last_full_at = now

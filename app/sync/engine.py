@@ -3,19 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy.exc import DBAPIError
 
-from app.core.database import unit_of_work, utcnow
 from app.core.logging import get_logger, scrub_text
-from app.core.runtime import Runtime
-from app.credentials import service as secrets
-from app.credentials.models import SecretKind
-from app.destinations import Destination, create_destination
-from app.installations import service as installations
-from app.installations.models import InstallationStatus
+from app.destinations import Destination
 from app.procore import (
     AppNotConnectedError,
     InvalidClientError,
@@ -23,51 +15,14 @@ from app.procore import (
     ProcoreForbiddenError,
     ProcoreNotFoundError,
     ProcoreRateLimitError,
-    RequestStats,
 )
+from app.procore.catalog import STREAMS, Scope
+from app.runs.models import RunStatus
 from app.sync import deletes
-from app.sync import state as state_repo
-from app.sync.catalog import STREAMS, Scope, parse_stream_selection
 from app.sync.context import RunCancelled, RunContext
-from app.sync.models import RunStatus, SyncRun
-from app.sync.records import parse_timestamp, record_id, to_destination
-from app.sync.units import ChildUnitSync, UnitSync
+from app.sync.readers import read_projects, run_unit
 
 log = get_logger(__name__)
-
-
-class FatalRunError(Exception):
-    """The whole run must stop (credentials rejected, app disconnected)."""
-
-
-async def prepare(rt: Runtime, run: SyncRun, stop: asyncio.Event) -> RunContext:
-    """Loads what a run needs: credentials, destination, streams and the window end."""
-    async with unit_of_work(rt.sessions) as session:
-        inst = await installations.get_or_404(session, run.company_id)
-        if inst.status != InstallationStatus.active:
-            raise FatalRunError(f"installation {run.company_id} is {inst.status}")
-        creds = await installations.credentials_for(session, rt, inst)
-        url = await installations.destination_url_for(session, rt, inst)
-        signing = await secrets.get_secret(
-            session, rt.keyring, inst.company_id, SecretKind.destination_signing_secret
-        )
-        streams = parse_stream_selection(inst.streams)
-    destination = create_destination(url, http=rt.http, signing_secret=signing)
-    # A resumed run keeps the window it started with, so its filters and cursors line up.
-    window_end = parse_timestamp((run.stats or {}).get("window_end")) or run.started_at or utcnow()
-    ctx = RunContext(
-        rt=rt,
-        run_id=run.id,
-        company_id=run.company_id,
-        creds=creds,
-        destination=destination,
-        window_end=window_end,
-        full_refresh=run.full_refresh,
-        streams=streams,
-        stop=stop,
-    )
-    ctx.restore(run.stats or {})
-    return ctx
 
 
 async def execute(ctx: RunContext) -> tuple[RunStatus, str | None]:
@@ -76,7 +31,7 @@ async def execute(ctx: RunContext) -> tuple[RunStatus, str | None]:
     await destination.open()
     succeeded = False
     try:
-        await sync_projects(ctx)
+        await read_projects(ctx)
         failures: list[str] = []
         for name in ctx.streams:
             if name == "projects":
@@ -102,12 +57,11 @@ async def sync_stream(ctx: RunContext, name: str) -> str | None:
     stats.units_total = len(projects)
     stats.start()
     limit = asyncio.Semaphore(ctx.rt.settings.project_concurrency)
-    unit_class = ChildUnitSync if stream.parent else UnitSync
 
     async def one(project_id: int | None) -> None:
         async with limit:
             ctx.check()
-            await unit_class(ctx, stream, project_id).run()
+            await run_unit(ctx, stream, project_id)
 
     results = await asyncio.gather(*(one(p) for p in projects), return_exceptions=True)
     errors = [r for r in results if isinstance(r, BaseException)]
@@ -147,74 +101,3 @@ def describe(error: BaseException) -> str:
     """A short, secret-free description of an error for the run record."""
     text = scrub_text(str(error) or type(error).__name__)
     return f"{type(error).__name__}: {text}"[:500]
-
-
-async def sync_projects(ctx: RunContext) -> None:
-    """Lists the permitted projects (always in full: it is one request per 1,000 projects).
-
-    Writes changed projects when the `projects` stream is selected, and flags projects that
-    vanished from the permitted list on the installation instead of deleting their data.
-    """
-    stream = STREAMS["projects"]
-    selected = "projects" in ctx.streams
-    stats = ctx.stream_stats("projects") if selected else None
-    if stats:
-        stats.start()
-        stats.units_total = 1
-    async with unit_of_work(ctx.rt.sessions) as session:
-        row = await state_repo.load(session, ctx.company_id, "projects", None)
-        cursor, known = row.cursor, set(row.known_ids or [])
-    since = None
-    if cursor is not None and not ctx.full_refresh:
-        since = cursor - timedelta(seconds=ctx.rt.settings.lookback_seconds)
-    request_stats = RequestStats()
-    current: list[int] = []
-    try:
-        async for page in ctx.rt.procore.paginate(
-            ctx.creds,
-            stream.list_path(company_id=ctx.company_id, project_id=None),
-            company_id=ctx.company_id,
-            params=stream.list_params(company_id=ctx.company_id, project_id=None),
-            stats=request_stats,
-        ):
-            ctx.check()
-            current.extend(rid for rid in map(record_id, page.records) if rid is not None)
-            if stats is not None:
-                await _write_projects(ctx, page.records, since, stats)
-    finally:
-        ctx.requests.requests += request_stats.requests
-        ctx.requests.token_requests += request_stats.token_requests
-        if stats:
-            stats.requests += request_stats.requests
-    ctx.project_ids = current
-    ctx.missing_projects = sorted(known - set(current))
-    async with unit_of_work(ctx.rt.sessions) as session:
-        row = await state_repo.load(session, ctx.company_id, "projects", None)
-        row.known_ids = sorted(known.union(current))
-        if stats:
-            # Only a written listing moves the cursor: a later selection of `projects` must
-            # still find every project to write.
-            row.cursor = ctx.window_end
-            row.last_success_at = utcnow()
-            row.records = (row.records or 0) + stats.records_written
-        inst = await installations.get_or_404(session, ctx.company_id)
-        if inst.missing_projects != ctx.missing_projects:
-            inst.missing_projects = ctx.missing_projects
-            if ctx.missing_projects:
-                log.warning("projects left the permitted list", missing=ctx.missing_projects)
-    if stats:
-        stats.units_done = 1
-        stats.stop("succeeded")
-
-
-async def _write_projects(
-    ctx: RunContext, records: list[dict[str, Any]], since: datetime | None, stats: Any
-) -> None:
-    if since is not None:
-        records = [r for r in records if (parse_timestamp(r.get("updated_at")) or since) >= since]
-    batch, skipped = to_destination(records, project_id=None, now=utcnow())
-    stats.records_read += len(records)
-    stats.records_skipped += skipped
-    if batch:
-        await ctx.destination.write("projects", ctx.company_id, batch, run_id=ctx.run_id)
-        stats.records_written += len(batch)

@@ -9,13 +9,13 @@ import pytest
 
 from app.core.database import unit_of_work
 from app.core.migrations import upgrade_to_head
-from app.core.runtime import Runtime, build_runtime
 from app.credentials import service as secrets
 from app.credentials.models import SecretKind
 from app.installations import repository, service
 from app.installations.discovery import discover
 from app.installations.models import Installation
-from app.scheduling import queue
+from app.runs import queue
+from app.runtime import Runtime, build_runtime
 from procore_sim import SimulatorConfig
 from procore_sim.server import SimulatorServer
 from tests.factories import make_settings

@@ -22,6 +22,16 @@ def window(limit: int, remaining: int, reset: float) -> httpx.Headers:
     )
 
 
+class FakeClock:
+    """A monotonic clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 def make_limiter() -> CompanyLimiter:
     return CompanyLimiter(reset_margin=0.05)
 
@@ -38,38 +48,39 @@ class TestCompanyLimiter:
         assert limiter.in_flight == 1
 
     async def test_spent_window_waits_for_reset(self) -> None:
-        limiter = make_limiter()
+        clock = FakeClock()
+        limiter = CompanyLimiter(clock=clock, reset_margin=0.05)
         await limiter.acquire()
         limiter.release(window(10, 0, 0.3))
-        started = time.monotonic()
-        await limiter.acquire()
-        assert time.monotonic() - started >= 0.3
+        assert limiter.delay() == pytest.approx(0.35)
+        with pytest.raises(WindowWaitTooLongError):
+            await limiter.acquire(max_wait=0.1)
+        clock.now += 0.36
+        await asyncio.wait_for(limiter.acquire(max_wait=0), 1)
 
     async def test_in_flight_requests_count_against_remaining(self) -> None:
-        limiter = make_limiter()
+        clock = FakeClock()
+        limiter = CompanyLimiter(clock=clock, reset_margin=0.05)
         await limiter.acquire()
         limiter.release(window(2, 2, 0.4))
+        assert limiter.delay() == 0  # two of two left: a burst may go
         await limiter.acquire()
-        await limiter.acquire()
-        third = asyncio.create_task(limiter.acquire())
-        await asyncio.sleep(0.3)  # two in flight, two remaining: must wait for the reset
-        assert not third.done()
+        # One in flight, so one left: the next one is spread over the time to the reset.
+        assert limiter.delay() == pytest.approx(0.45)
         limiter.release(None)
-        limiter.release(None)
-        await asyncio.wait_for(third, 1)
+        assert limiter.delay() == 0
 
     async def test_low_budget_is_spread_until_reset(self) -> None:
-        limiter = make_limiter()
+        clock = FakeClock()
+        limiter = CompanyLimiter(clock=clock, reset_margin=0.05)
         await limiter.acquire()
-        limiter.release(window(10, 4, 0.8))  # below half: spread 4 over ~0.85 s
-        sent: list[float] = []
-        started = time.monotonic()
-        for _ in range(3):
-            await limiter.acquire()
-            sent.append(time.monotonic() - started)
-            limiter.release(None)
-        assert sent[-1] >= 0.3
-        assert sent[-1] < 0.9
+        limiter.release(window(10, 4, 0.8))  # below half: spread 4 over 0.85 s
+        # Neither a burst nor a wait for the reset: one quarter of the time left.
+        assert limiter.delay() == pytest.approx(0.85 / 4)
+        clock.now += 0.85 / 4
+        await asyncio.wait_for(limiter.acquire(max_wait=0), 1)
+        limiter.release(None)
+        assert limiter.delay() == pytest.approx((0.85 - 0.85 / 4) / 4)
 
     async def test_stale_answer_cannot_raise_remaining(self) -> None:
         limiter = make_limiter()

@@ -63,11 +63,12 @@ class TestTokenSharing:
             assert len(api_log(sim, status=401)) <= 50
 
     async def test_token_is_refreshed_before_it_expires(self) -> None:
-        with make_sim(token_lifetime=2) as sim:
+        with make_sim(token_lifetime=60) as sim:
             company_id, project_id = first_project(sim)
-            client = make_client(sim)
+            clock = [1000.0]
+            client = make_client(sim, token_refresh_margin=10, clock=lambda: clock[0])
             await client.get(CREDS, rfis_path(project_id), company_id=company_id)
-            await asyncio.sleep(1.9)  # past expires_in minus the margin, not yet expired
+            clock[0] += 55  # past expires_in minus its margin (6 s), not yet expired
             await asyncio.gather(
                 *(
                     client.get(CREDS, rfis_path(project_id), company_id=company_id)

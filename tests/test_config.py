@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from app.core.settings import SettingsError, load_settings
+from app.config import SettingsError, load_settings
 from tests.factories import TEST_KEY
 
 BAD_VALUES = [

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import socket
 import uuid
 from collections.abc import Callable
@@ -14,10 +13,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.core.database import create_engine, make_sessionmaker
 from app.core.logging import get_logger
-from app.core.metrics import MeteredHealthCounters, token_request_hook
-from app.core.settings import EncryptionKey, Settings
+from app.core.settings import Settings
 from app.credentials.crypto import Keyring
+from app.credentials.setup import build_keyring
 from app.procore import HealthCounters, ProcoreClient, make_http_client
+from app.procore.metrics import MeteredHealthCounters, token_request_hook
 
 log = get_logger(__name__)
 
@@ -64,17 +64,6 @@ class Runtime:
         """Closes the HTTP client and the database pool."""
         await self.http.aclose()
         await self.engine.dispose()
-
-
-def build_keyring(settings: Settings) -> Keyring:
-    """The configured keyring; demo and test mode get an ephemeral key when none is set."""
-    keys = settings.keyring
-    if not keys and not settings.is_production:
-        log.warning(
-            "no CONNECTOR_ENCRYPTION_KEYS set: using an ephemeral key (demo/test mode only)"
-        )
-        keys = [EncryptionKey("ephemeral", os.urandom(32))]
-    return Keyring(keys)
 
 
 def build_runtime(settings: Settings) -> Runtime:

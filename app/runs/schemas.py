@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from app.sync.context import StreamStats
-from app.sync.models import SyncRun
+from app.runs.models import SyncRun
+from app.runs.progress import StreamStats
 
 
 class SyncRequest(BaseModel):
@@ -56,7 +55,7 @@ class SyncRunView(BaseModel):
     @classmethod
     def of(cls, run: SyncRun) -> SyncRunView:
         """Builds the view from a run row."""
-        stats: dict[str, Any] = run.stats or {}
+        progress = run.progress
         duration = None
         if run.started_at and run.finished_at:
             duration = round((run.finished_at - run.started_at).total_seconds(), 3)
@@ -74,13 +73,11 @@ class SyncRunView(BaseModel):
             cancel_requested=run.cancel_requested,
             not_before=run.not_before,
             error=run.error,
-            requests=int(stats.get("requests", 0)),
-            records=int(stats.get("records", 0)),
+            requests=progress.requests,
+            records=progress.records,
             streams={
-                name: StreamRunStats.model_validate(
-                    {**value, "records": value.get("records_written", 0)}
-                )
-                for name, value in (stats.get("streams") or {}).items()
+                name: StreamRunStats(**value.model_dump(), records=value.records_written)
+                for name, value in progress.streams.items()
             },
-            missing_projects=list(stats.get("missing_projects") or []),
+            missing_projects=progress.missing_projects,
         )

@@ -1,4 +1,4 @@
-"""Tables of the sync domain: run records (the queue) and per-stream cursors and checkpoints."""
+"""Tables of the run ledger: run records (the queue) and per-stream cursors and checkpoints."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from sqlalchemy import JSON, BigInteger, Boolean, Index, Integer, String, Text, 
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.database import Base, utcnow
+from app.runs.progress import Checkpoint, RunProgress, dump_checkpoint, load_checkpoint
 
 
 class RunStatus(StrEnum):
@@ -58,7 +59,13 @@ class SyncRun(Base):
     # A run paused by a spent Procore rate-limit window is not claimed before this time.
     not_before: Mapped[datetime | None]
     error: Mapped[str | None] = mapped_column(Text)
+    # RunProgress in its JSON form; read and written through `progress`.
     stats: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+    @property
+    def progress(self) -> RunProgress:
+        """The run's typed progress."""
+        return RunProgress.load(self.stats)
 
 
 class StreamState(Base):
@@ -73,6 +80,16 @@ class StreamState(Base):
     last_success_at: Mapped[datetime | None]
     last_full_at: Mapped[datetime | None]
     records: Mapped[int] = mapped_column(BigInteger, default=0)
+    # A Checkpoint in its JSON form; read and written through `saved_checkpoint`.
     checkpoint: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     known_ids: Mapped[list[int] | None] = mapped_column(JSON)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    @property
+    def saved_checkpoint(self) -> Checkpoint | None:
+        """The unit's typed checkpoint, if any."""
+        return load_checkpoint(self.checkpoint)
+
+    @saved_checkpoint.setter
+    def saved_checkpoint(self, value: Checkpoint | None) -> None:
+        self.checkpoint = None if value is None else dump_checkpoint(value)

@@ -1,4 +1,5 @@
-"""Retry policy: exponential backoff with full jitter, bounded by attempts and total time."""
+"""The one retry policy of outgoing HTTP (Procore and HTTP destinations): exponential backoff
+with full jitter, bounded by attempts and total time, and the one `Retry-After` parser."""
 
 from __future__ import annotations
 

@@ -8,8 +8,8 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.runtime import Runtime
 from app.core.settings import Settings
+from app.runtime import Runtime
 
 
 def get_runtime(request: Request) -> Runtime:

@@ -14,9 +14,22 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.database import utcnow
 from app.core.errors import Conflict, NotFound
-from app.sync.models import ACTIVE_STATUSES, RunStatus, SyncRun
+from app.runs.models import ACTIVE_STATUSES, RunStatus, SyncRun
+from app.runs.progress import RunProgress
 
 CLAIM_CANDIDATES = 10
+
+
+class RunNotFound(NotFound):
+    """No run has this id."""
+
+
+class RunAlreadyActive(Conflict):
+    """The installation has a running sync; a second one may not start beside it."""
+
+
+class RunAlreadyEnded(Conflict):
+    """The run already ended; it cannot be cancelled."""
 
 
 async def enqueue(
@@ -29,7 +42,7 @@ async def enqueue(
         trigger=trigger,
         full_refresh=full_refresh,
         status=RunStatus.queued,
-        stats={},
+        stats=RunProgress().dump(),
     )
     try:
         async with session.begin_nested():
@@ -51,7 +64,7 @@ async def enqueue(
                 session.add(run)
             return run, True
         if existing.status == RunStatus.running:
-            raise Conflict(
+            raise RunAlreadyActive(
                 f"a sync is already running for company {company_id}",
                 details=[{"run_id": existing.id}],
             ) from None
@@ -67,12 +80,9 @@ async def active_run(session: AsyncSession, company_id: int) -> SyncRun | None:
     )
 
 
-async def get(session: AsyncSession, run_id: str) -> SyncRun:
-    """One run by id, or NotFound."""
-    run = await session.get(SyncRun, run_id)
-    if run is None:
-        raise NotFound(f"sync run {run_id!r} does not exist")
-    return run
+async def get(session: AsyncSession, run_id: str) -> SyncRun | None:
+    """One run by id, or None."""
+    return await session.get(SyncRun, run_id)
 
 
 async def history(
@@ -207,7 +217,7 @@ async def finish(
     *,
     status: RunStatus,
     error: str | None,
-    stats: dict[str, Any] | None,
+    progress: RunProgress | None,
 ) -> bool:
     """Records the outcome of a run if this worker still holds its lease."""
     values: dict[str, Any] = {
@@ -216,8 +226,8 @@ async def finish(
         "finished_at": utcnow(),
         "lease_expires_at": None,
     }
-    if stats is not None:
-        values["stats"] = stats
+    if progress is not None:
+        values["stats"] = progress.dump()
     result = await session.execute(
         update(SyncRun)
         .where(
@@ -229,12 +239,12 @@ async def finish(
     return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
 
-async def save_stats(session: AsyncSession, run_id: str, stats: dict[str, Any]) -> None:
+async def save_progress(session: AsyncSession, run_id: str, progress: RunProgress) -> None:
     """Stores the progress of a running run."""
     await session.execute(
         update(SyncRun)
         .where(SyncRun.id == run_id)
-        .values(stats=stats)
+        .values(stats=progress.dump())
         .execution_options(synchronize_session=False)
     )
 
@@ -259,8 +269,10 @@ async def _cancel_row(session: AsyncSession, run_id: str, reason: str) -> None:
 async def cancel(session: AsyncSession, run_id: str) -> SyncRun:
     """Cancels a queued run at once, or asks a running one to stop at its next page."""
     run = await get(session, run_id)
+    if run is None:
+        raise RunNotFound(f"sync run {run_id!r} does not exist")
     if run.status not in ACTIVE_STATUSES:
-        raise Conflict(f"sync run {run_id} already ended with status {run.status}")
+        raise RunAlreadyEnded(f"sync run {run_id} already ended with status {run.status}")
     await _cancel_row(session, run_id, "cancelled before it started")
     return await session.get(SyncRun, run_id, populate_existing=True) or run
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from app.scheduling.schedules import MAX_SPREAD_SECONDS, parse_schedule, spread_offset
+from app.installations.schedules import MAX_SPREAD_SECONDS, parse_schedule, spread_offset
 
 NOW = datetime(2025, 3, 4, 10, 7, 30, tzinfo=UTC)
 

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.sync.models import StreamState
+from app.runs.models import StreamState
 
 COMPANY_SCOPE = 0  # project_id used for company-scoped streams
 

@@ -10,12 +10,12 @@ from sqlalchemy import update
 
 from app.core.database import unit_of_work, utcnow
 from app.core.errors import Conflict
-from app.core.runtime import Runtime
 from app.installations.models import Installation
-from app.scheduling import queue
-from app.scheduling.queue import Lease
+from app.runs import queue
+from app.runs.models import RunStatus, SyncRun
+from app.runs.queue import Lease
+from app.runtime import Runtime
 from app.scheduling.scheduler import enqueue_due
-from app.sync.models import RunStatus, SyncRun
 
 
 async def make_installation(
@@ -83,7 +83,7 @@ class TestEnqueue:
         await claim(rt, "w1")
         async with unit_of_work(rt.sessions) as session:
             assert await queue.finish(
-                session, first, "w1", status=RunStatus.succeeded, error=None, stats={}
+                session, first, "w1", status=RunStatus.succeeded, error=None, progress=None
             )
         assert await make_run(rt, 1) != first
 
@@ -120,7 +120,7 @@ class TestClaim:
         async with unit_of_work(rt.sessions) as session:
             assert await queue.heartbeat(session, run_id, "dead", 30) == Lease.lost
             assert not await queue.finish(
-                session, run_id, "dead", status=RunStatus.failed, error="x", stats={}
+                session, run_id, "dead", status=RunStatus.failed, error="x", progress=None
             )
             assert await queue.heartbeat(session, run_id, "alive", 30) == Lease.held
         assert (await load(rt, run_id)).status == RunStatus.running

@@ -6,8 +6,8 @@ Existing secrets stay as they are, sealed directly under a service key (`key_id`
 They move under their company's data key when they are next written, when the company is
 uninstalled, or when `connector keys rotate` runs (ADR 0010).
 
-Revision ID: 0004
-Revises: 0003
+Revision ID: 0005
+Revises: 0004
 Create Date: 2026-11-30 16:40:38.337837
 """
 
@@ -18,8 +18,8 @@ from alembic import op
 
 import app.core.database
 
-revision = "0004"
-down_revision = "0003"
+revision = "0005"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 
@@ -82,7 +82,7 @@ def downgrade() -> None:
     if sealed_by_data_keys:
         raise RuntimeError(
             f"{sealed_by_data_keys} stored secret(s) are sealed under data keys; downgrading "
-            "below 0004 would lose them (restore a backup taken before the upgrade instead)"
+            "below 0005 would lose them (restore a backup taken before the upgrade instead)"
         )
     with op.batch_alter_table("stored_secrets", schema=None) as batch_op:
         batch_op.drop_constraint(op.f("ck_stored_secrets_one_key"), type_="check")
