@@ -198,11 +198,23 @@ _DATA_KEY_COLUMNS = (
 async def data_key(
     session: AsyncSession, company_id: int, *, lock: Literal["use", "replace"] | None = None
 ) -> DataKeyRecord | None:
-    """A company's wrapped data key, locked until commit on PostgreSQL: `use` (FOR KEY SHARE,
-    many writers at once) keeps it from being replaced, `replace` (FOR UPDATE) waits for
-    them. Re-read after a wait, a replaced key is gone (READ COMMITTED re-checks the row)."""
+    """A company's wrapped data key, locked until commit: `use` keeps it from being replaced
+    while a secret is sealed with it, `replace` waits for those writers.
+
+    PostgreSQL: FOR KEY SHARE (many writers at once) and FOR UPDATE; re-read after a wait, a
+    replaced key is gone (READ COMMITTED re-checks the row). SQLite has no row locks: both
+    take the database's write lock first (a no-op UPDATE), so no other writer can commit
+    between this read and this transaction's writes.
+    """
     statement = select(*_DATA_KEY_COLUMNS).where(DataKey.company_id == company_id)
-    if lock == "use":
+    if lock is not None and session.get_bind().dialect.name == "sqlite":
+        await session.execute(
+            update(DataKey)
+            .where(DataKey.company_id == company_id)
+            .values(updated_at=DataKey.updated_at)  # changes nothing, not even updated_at
+            .execution_options(synchronize_session=False)
+        )
+    elif lock == "use":
         statement = statement.with_for_update(read=True, key_share=True)
     elif lock == "replace":
         statement = statement.with_for_update()
