@@ -79,12 +79,18 @@ def serve(
 def migrate() -> None:
     """Apply the database migrations up to head."""
     from app.core.migrations import upgrade_to_head
+    from app.main import preflight
 
     settings = settings_or_exit()
     try:
         upgrade_to_head(settings.database_url)
     except Exception as exc:
         fail(f"migration failed: {type(exc).__name__}: {str(exc).splitlines()[0][:300]}")
+    if settings.keyring:  # a migration job without keys migrates only
+        try:
+            asyncio.run(preflight(settings, migrate=False))
+        except ConnectorError as exc:
+            fail(exc.message)
     typer.echo("database is at the latest migration")
 
 
@@ -125,11 +131,14 @@ def sync(
 ) -> None:
     """Run one sync of one installation in the foreground, with progress."""
     from app.core.logging import configure_logging
+    from app.main import preflight
     from app.scheduling.foreground import run_foreground
 
     settings = settings_or_exit()
     configure_logging("WARNING", "console")
     try:
+        if settings.keyring:  # the same key checks as `serve`
+            asyncio.run(preflight(settings, migrate=True))
         ok = asyncio.run(run_foreground(settings, company_id, full_refresh=full_refresh))
     except SQLAlchemyError as exc:
         fail(database_problem(exc))
@@ -153,19 +162,18 @@ def keys_generate(
 
 @keys_cli.command("rotate")
 def keys_rotate() -> None:
-    """Re-encrypt every stored secret under the primary (first) key."""
+    """Re-wrap every company's data key under the primary (first) key."""
     from app.credentials.rotation import rotate_all
 
     settings = settings_or_exit()
     try:
-        count, unused = asyncio.run(rotate_all(settings))
+        report = asyncio.run(rotate_all(settings))
     except SQLAlchemyError as exc:
         fail(database_problem(exc))
     except ConnectorError as exc:
         fail(exc.message)
-    typer.echo(f"re-encrypted {count} secret(s) under the primary key")
-    if unused:
-        typer.echo(f"keys no longer referenced (safe to remove): {', '.join(unused)}")
+    for line in report.lines():
+        typer.echo(line)
 
 
 def main() -> None:

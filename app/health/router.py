@@ -12,6 +12,7 @@ from sqlalchemy import text
 from app.core.logging import get_logger
 from app.core.metrics import READY, REGISTRY
 from app.core.migrations import current_revision, head_revision
+from app.credentials import key_checks
 from app.deps import RuntimeDep
 from app.installations import discovery
 from app.runtime import Runtime
@@ -39,11 +40,7 @@ async def readiness(rt: Runtime) -> dict[str, str]:
     except Exception as exc:
         checks["database"] = f"unreachable: {type(exc).__name__}"
         checks["migrations"] = "unknown"
-    try:
-        rt.keyring.self_test()
-        checks["encryption_key"] = "ok"
-    except Exception:
-        checks["encryption_key"] = "unusable"
+    checks["encryption_key"] = await key_checks.readiness(rt.sessions, rt.keyring)
     if rt.scheduler_expected:
         limit = max(30.0, rt.settings.scheduler_tick_seconds * 3)
         age = None if rt.last_tick_at is None else time.monotonic() - rt.last_tick_at

@@ -102,7 +102,9 @@ async def apply_event(
         )
         return await _remember(session, webhook_id, event, str(current.status))
     if event.type == "installation.deleted":
-        inst = await service.uninstall(session, data.company_id, reason=service.REASON_CALLBACK)
+        inst = await service.uninstall(
+            session, rt.keyring, data.company_id, reason=service.REASON_CALLBACK
+        )
         status = inst.status if inst else InstallationStatus.uninstalled
     else:
         inst, _ = await service.install(

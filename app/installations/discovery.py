@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.core.database import unit_of_work, utcnow
 from app.core.errors import ServiceUnavailable
 from app.core.logging import get_logger
+from app.credentials.crypto import Keyring
 from app.installations import disconnects, repository, service
 from app.installations.environments import app_credentials, credentials_for, parse_environment
 from app.installations.errors import CompanyNotListed
@@ -190,7 +191,7 @@ async def _reconcile(
         return
     state.held_reason, state.held_since = None, None
     for inst in absent:
-        await _count_absence(session, inst, started, result)
+        await _count_absence(session, rt.keyring, inst, started, result)
     for company_id, inst in sorted(known.items()):
         if (
             company_id not in listed
@@ -202,7 +203,11 @@ async def _reconcile(
 
 
 async def _count_absence(
-    session: AsyncSession, inst: Installation, started: datetime, result: DiscoveryResult
+    session: AsyncSession,
+    keyring: Keyring,
+    inst: Installation,
+    started: datetime,
+    result: DiscoveryResult,
 ) -> None:
     """One more complete listing without this company; the second one uninstalls it."""
     current = await repository.get(session, inst.company_id, for_update=True)
@@ -212,7 +217,9 @@ async def _count_absence(
         return  # created or changed after this listing began: not this pass's to judge
     current.absent_listings = (current.absent_listings or 0) + 1
     if current.absent_listings >= ABSENT_LISTINGS_TO_UNINSTALL:
-        await service.uninstall(session, current.company_id, reason=service.REASON_LEFT_COMPANIES)
+        await service.uninstall(
+            session, keyring, current.company_id, reason=service.REASON_LEFT_COMPANIES
+        )
         result.uninstalled.append(current.company_id)
 
 

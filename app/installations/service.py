@@ -11,6 +11,7 @@ from app.core.database import utcnow
 from app.core.errors import BadRequest, ServiceUnavailable, Unprocessable
 from app.core.logging import get_logger
 from app.credentials import service as secrets
+from app.credentials.crypto import Keyring
 from app.credentials.models import SecretKind
 from app.destinations import InvalidDestinationURL, validate_destination_url
 from app.destinations.policy import policy_from_settings
@@ -166,8 +167,11 @@ async def _create(
     return inst
 
 
-async def uninstall(session: AsyncSession, company_id: int, *, reason: str) -> Installation | None:
-    """Stops the schedule, cancels runs and destroys the stored Procore credentials.
+async def uninstall(
+    session: AsyncSession, keyring: Keyring, company_id: int, *, reason: str
+) -> Installation | None:
+    """Stops the schedule, cancels runs and destroys the stored Procore credentials (the
+    company's data key is replaced too, so no earlier copy of them can be decrypted).
 
     The data already synced stays in the destination (and so does the destination URL, so a
     purge or a re-install can still reach it).
@@ -188,7 +192,7 @@ async def uninstall(session: AsyncSession, company_id: int, *, reason: str) -> I
         inst.pending_full_sync = False
     # Also when already uninstalled: a run queued in between must not survive.
     await queue.cancel_for_company(session, company_id, reason=f"uninstalled: {reason}")
-    await secrets.delete_secret(session, company_id, SecretKind.client_secret)
+    await secrets.delete_secret(session, keyring, company_id, SecretKind.client_secret)
     await session.flush()
     return inst
 
