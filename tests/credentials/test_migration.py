@@ -1,4 +1,4 @@
-"""Migration 0005 on a database holding secrets from before data keys."""
+"""Migration 0006 on a database holding secrets from before data keys."""
 
 from __future__ import annotations
 
@@ -28,11 +28,11 @@ SECRET = (
 )
 
 
-class TestMigration0005:
-    async def test_secrets_from_0004_keep_opening_and_rotate_moves_them(
+class TestMigration0006:
+    async def test_secrets_from_0005_keep_opening_and_rotate_moves_them(
         self, database_url: str
     ) -> None:
-        await asyncio.to_thread(command.upgrade, alembic_config(database_url), "0004")
+        await asyncio.to_thread(command.upgrade, alembic_config(database_url), "0005")
         ring = keyring(OLD)
         for company_id in (1, 2):
             execute(database_url, INSTALLATION, c=company_id)
