@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -211,22 +211,6 @@ async def take_due(session: AsyncSession, now: datetime, limit: int) -> list[Ins
 
 
 PENDING_RETRY_SECONDS = 5
-
-
-def schedule_next(inst: Installation, now: datetime) -> None:
-    """Moves an installation to its next slot after `now` (not after the missed one: no
-    catch-up burst). A schedule that no longer parses retries in an hour."""
-    if inst.pending_full_sync:
-        inst.next_run_at = now + timedelta(seconds=PENDING_RETRY_SECONDS)
-        return
-    try:
-        inst.next_run_at = parse_schedule(inst.schedule).next_run(now, inst.company_id)
-    except ValueError as exc:
-        # Schedules are validated on the way in; a bad one must not stall everybody else.
-        log.error(
-            "unusable schedule; retrying in an hour", company_id=inst.company_id, error=str(exc)
-        )
-        inst.next_run_at = now + timedelta(hours=1)
 
 
 async def get(session: AsyncSession, company_id: int) -> Installation | None:

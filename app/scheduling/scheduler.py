@@ -14,7 +14,7 @@ from app.core.database import unit_of_work, utcnow
 from app.core.errors import Conflict
 from app.core.logging import get_logger
 from app.core.metrics import SCHEDULER_TICK
-from app.installations import discovery
+from app.installations import discovery, due
 from app.installations import service as installations
 from app.runs import queue
 from app.runtime import Runtime
@@ -50,7 +50,7 @@ async def enqueue_due(rt: Runtime, *, batch: int = DUE_BATCH) -> TickResult:
                 result.queued += int(created)
             except Conflict:
                 result.skipped_running += 1
-            installations.schedule_next(inst, now)
+            due.schedule_next(inst, now)
     return result
 
 
