@@ -65,6 +65,7 @@ async def installation_view(
         environment=inst.environment,
         source=inst.source,
         schedule=inst.schedule,
+        time_zone=inst.time_zone or "UTC",
         streams=parse_stream_selection(inst.streams),
         paused=inst.paused,
         destination=redact_destination_url(await destination_url_for(session, rt, inst)),

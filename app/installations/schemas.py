@@ -97,6 +97,7 @@ class InstallationView(BaseModel):
     environment: str
     source: str
     schedule: str
+    time_zone: str = Field(description="IANA time zone a cron schedule is read in")
     streams: list[str]
     paused: bool
     destination: str
@@ -144,7 +145,17 @@ class InstallationPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     schedule: Annotated[str | None, Printable] = Field(
-        default=None, max_length=128, examples=["every 15m", "0 2 * * *"]
+        default=None,
+        max_length=128,
+        examples=["every 15m", "0 2 * * *"],
+        description="`every <n>m|h|d` (spread per company) or a 5-field cron line (fires at "
+        "its slot in `time_zone`)",
+    )
+    time_zone: Annotated[str | None, Printable] = Field(
+        default=None,
+        max_length=64,
+        examples=["UTC", "Europe/Berlin"],
+        description="IANA time zone the cron line is read in (default UTC)",
     )
     streams: str | list[str] | None = Field(default=None, examples=["all", ["projects", "rfis"]])
     destination_url: Annotated[SecretStr | None, Printable] = Field(

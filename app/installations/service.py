@@ -23,7 +23,12 @@ from app.installations import repository
 from app.installations.destination import destination_url_for, ensure_signing_secret
 from app.installations.errors import InstallationNotFound, InstallationNotSyncable
 from app.installations.models import Installation, InstallationStatus
-from app.installations.schedules import parse_schedule
+from app.installations.schedules import (
+    DEFAULT_TIME_ZONE,
+    Schedule,
+    normalise_time_zone,
+    parse_schedule,
+)
 from app.installations.schemas import InstallationPatch
 from app.procore import ProcoreAuthError, ProcoreCredentials, ProcoreError
 from app.procore.catalog import parse_stream_selection
@@ -103,7 +108,7 @@ async def install(
         await ensure_signing_secret(
             session, rt, company_id, await destination_url_for(session, rt, inst)
         )
-        schedule = parse_schedule(inst.schedule)
+        schedule = parse_schedule(inst.schedule, inst.time_zone or DEFAULT_TIME_ZONE)
         inst.next_run_at = schedule.next_run(now, company_id)
         await queue.enqueue(session, company_id, trigger="install", full_refresh=True)
     await session.flush()
@@ -171,7 +176,8 @@ def schedule_next(inst: Installation, now: datetime) -> None:
     """Moves an installation to its next slot after `now` (not after the missed one: no
     catch-up burst). A schedule that no longer parses retries in an hour."""
     try:
-        inst.next_run_at = parse_schedule(inst.schedule).next_run(now, inst.company_id)
+        schedule = parse_schedule(inst.schedule, inst.time_zone or DEFAULT_TIME_ZONE)
+        inst.next_run_at = schedule.next_run(now, inst.company_id)
     except ValueError as exc:
         # Schedules are validated on the way in; a bad one must not stall everybody else.
         log.error(
@@ -262,12 +268,9 @@ async def apply_patch(
     inst = await repository.get(session, company_id, for_update=True)
     if inst is None:
         raise InstallationNotFound(f"no installation for company {company_id}")
-    if patch.schedule is not None:
-        try:
-            schedule = parse_schedule(patch.schedule)
-        except ValueError as exc:
-            raise BadRequest(f"schedule: {exc}", details=[{"field": "schedule"}]) from None
-        inst.schedule = schedule.text
+    if patch.schedule is not None or patch.time_zone is not None:
+        schedule = _patched_schedule(inst, patch)
+        inst.schedule, inst.time_zone = schedule.text, schedule.time_zone
         inst.next_run_at = schedule.next_run(utcnow(), company_id)
     if patch.streams is not None:
         raw = ",".join(patch.streams) if isinstance(patch.streams, list) else patch.streams
@@ -296,9 +299,26 @@ async def apply_patch(
     if patch.paused is not None:
         inst.paused = patch.paused
         if not patch.paused and inst.next_run_at is None:
-            inst.next_run_at = parse_schedule(inst.schedule).next_run(utcnow(), company_id)
+            schedule = parse_schedule(inst.schedule, inst.time_zone or DEFAULT_TIME_ZONE)
+            inst.next_run_at = schedule.next_run(utcnow(), company_id)
     await session.flush()
     return inst
+
+
+def _patched_schedule(inst: Installation, patch: InstallationPatch) -> Schedule:
+    """The schedule a patch gives (its schedule and/or time zone); BadRequest naming the field."""
+    time_zone = inst.time_zone or DEFAULT_TIME_ZONE
+    if patch.time_zone is not None:
+        try:
+            time_zone = normalise_time_zone(patch.time_zone)
+        except ValueError as exc:
+            raise BadRequest(f"time_zone: {exc}", details=[{"field": "time_zone"}]) from None
+    try:
+        return parse_schedule(
+            inst.schedule if patch.schedule is None else patch.schedule, time_zone
+        )
+    except ValueError as exc:
+        raise BadRequest(f"schedule: {exc}", details=[{"field": "schedule"}]) from None
 
 
 def ensure_syncable(inst: Installation) -> None:
