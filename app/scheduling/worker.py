@@ -180,9 +180,9 @@ class Worker:
                 # Not the run's fault: it resumes from its checkpoints once the database is back.
                 log.warning("service database lost during the sync", error=type(exc).__name__)
                 active.request_stop(StopReason.database_lost)
-            except (DestinationError, ProcoreError) as exc:
-                # Expected conditions (a destination refusing, Procore answering an error): the
-                # run fails with the reason, logged in one line below, without a traceback.
+            except (DestinationError, ProcoreError, OSError) as exc:
+                # Expected conditions (a destination refusing or unwritable, Procore answering an
+                # error): the run fails with the reason, logged in one line below, no traceback.
                 error = engine.describe(exc)
             except Exception as exc:  # a run must always end with a recorded status
                 log.exception("sync crashed")
