@@ -8,8 +8,8 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Response, status
 
+from app.admin import destination_test, uninstall, views
 from app.admin import responses as r
-from app.admin import uninstall, views
 from app.admin.auth import require_admin
 from app.core.errors import BadRequest
 from app.deps import RuntimeDep, SessionDep
@@ -272,3 +272,6 @@ async def cancel_sync(run_id: RunId, session: SessionDep, rt: RuntimeDep) -> Syn
     run = await queue.cancel(session, run_id)
     rt.cancel_local_runs(run_id=run_id)
     return SyncRunView.of(run)
+
+
+router.include_router(destination_test.router)
