@@ -4,6 +4,7 @@ and the operator commands that read and change the service database like the adm
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import subprocess
@@ -15,6 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
+import structlog
 import typer
 from typer.testing import CliRunner
 
@@ -25,6 +27,19 @@ from procore_sim.server import SimulatorServer
 from tests.factories import TEST_KEY, RunningService
 
 ALL_REVISIONS = [r.revision for r in revisions_after(None)]
+
+
+@pytest.fixture(autouse=True)
+def keep_logging() -> Iterator[None]:
+    """Commands configure logging onto the runner's stderr; later tests must not write there."""
+    root = logging.getLogger()
+    saved_handlers, saved_level = root.handlers[:], root.level
+    try:
+        yield
+    finally:
+        root.handlers[:] = saved_handlers
+        root.setLevel(saved_level)
+        structlog.reset_defaults()
 
 
 @pytest.fixture

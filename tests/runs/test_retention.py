@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import io
+import json
+import logging
 import uuid
 from datetime import datetime, timedelta
 
-import pytest
+import structlog
 from sqlalchemy import func, select
 
 from app.core.database import unit_of_work, utcnow
+from app.core.logging import configure_logging
 from app.core.metrics import REGISTRY
 from app.runs.models import RunStatus, SyncRun
 from app.runs.progress import RunProgress
@@ -96,18 +100,25 @@ class TestRetention:
         assert await apply_retention(rt.sessions, RetentionPolicy(0, 100), NOW) == 0
         assert len(await run_ids(rt, 1)) == 150
 
-    async def test_the_scheduler_applies_the_settings_and_logs_the_count(
-        self, rt: Runtime, capsys: pytest.CaptureFixture[str]
-    ) -> None:
-        from app.core.logging import configure_logging
-
+    async def test_the_scheduler_applies_the_settings_and_logs_the_count(self, rt: Runtime) -> None:
+        buffer = io.StringIO()
+        root = logging.getLogger()
+        saved_handlers, saved_level = root.handlers[:], root.level
         configure_logging("INFO", "json")
-        rt.settings.run_retention_days = 30
-        rt.settings.run_retention_keep = 3
-        await add_runs(rt, 9, 8, finished=NOW - timedelta(days=40))
-        assert await Scheduler(rt, None).prune_history() == 5
+        handler = root.handlers[0]
+        assert isinstance(handler, logging.StreamHandler)
+        handler.setStream(buffer)
+        try:
+            rt.settings.run_retention_days = 30
+            rt.settings.run_retention_keep = 3
+            await add_runs(rt, 9, 8, finished=NOW - timedelta(days=40))
+            assert await Scheduler(rt, None).prune_history() == 5
+        finally:
+            root.handlers[:] = saved_handlers
+            root.setLevel(saved_level)
+            structlog.reset_defaults()
         async with rt.sessions() as session:
             left = await session.scalar(select(func.count()).select_from(SyncRun))
         assert left == 3
-        line = next(line for line in capsys.readouterr().err.splitlines() if "run history" in line)
-        assert '"deleted": 5' in line
+        line = next(line for line in buffer.getvalue().splitlines() if "run history" in line)
+        assert json.loads(line)["deleted"] == 5
