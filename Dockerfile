@@ -70,7 +70,8 @@ VOLUME ["/app/data"]
 USER 10001:10001
 EXPOSE 8000
 
-# Slim images have no curl. /livez answers on every role (api, worker, all).
+# Slim images have no curl. /livez answers on every role (api, worker, all); a worker listens on
+# 8000 only when given `--port 8000`, as deploy/compose.yaml and deploy/k8s/ do.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
     CMD ["python", "-c", "import sys, urllib.request; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8000/livez', timeout=4).status == 200 else 1)"]
 
