@@ -177,6 +177,8 @@ def service_env(service: RunningService) -> dict[str, str]:
         "CONNECTOR_CLIENT_ID": settings.client_id,
         "CONNECTOR_CLIENT_SECRET": settings.client_secret.get_secret_value(),
         "CONNECTOR_DESTINATION_URL": settings.destination_url.get_secret_value(),
+        "CONNECTOR_DESTINATION_ROOT": str(settings.destination_root),
+        "CONNECTOR_DESTINATION_ALLOWED_NETWORKS": "127.0.0.0/8",
     }
 
 

@@ -12,9 +12,10 @@ from app.core.database import unit_of_work
 from app.core.errors import BadRequest
 from app.deps import RuntimeDep
 from app.destinations import InvalidDestinationURL, validate_destination_url
+from app.destinations.policy import policy_from_settings
 from app.destinations.probe import ProbeResult, probe_destination
 from app.installations import service
-from app.installations.destination import destination_url_for, signing_secret_for
+from app.installations.destination import destination_url_for, signing_secrets
 from app.runtime import Runtime
 
 router = APIRouter(tags=["admin"])
@@ -51,14 +52,14 @@ async def _what_to_test(rt: Runtime, body: DestinationTestIn) -> tuple[str, str 
             inst = await service.require(session, body.company_id)
             stored = await destination_url_for(session, rt, inst)
             if secret is None and (url is None or url == stored):
-                secret = await signing_secret_for(session, rt, body.company_id)
+                secret, _previous = await signing_secrets(session, rt.keyring, body.company_id)
             url = url or stored
     if url is None:
         raise BadRequest(
             "give destination_url, company_id or both", details=[{"field": "destination_url"}]
         )
     try:
-        return validate_destination_url(url), secret
+        return validate_destination_url(url, policy_from_settings(rt.settings)), secret
     except InvalidDestinationURL as exc:
         message = str(exc)
         if not message.startswith("destination_url"):
@@ -69,7 +70,9 @@ async def _what_to_test(rt: Runtime, body: DestinationTestIn) -> tuple[str, str 
 async def _test(rt: Runtime, body: DestinationTestIn) -> ProbeResult:
     url, secret = await _what_to_test(rt, body)  # the database session ends before probing
     try:
-        return await probe_destination(url, signing_secret=secret)
+        return await probe_destination(
+            url, policy=policy_from_settings(rt.settings), signing_secret=secret
+        )
     except InvalidDestinationURL as exc:
         raise BadRequest(str(exc), details=[{"field": "destination_url"}]) from None
 

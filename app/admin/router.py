@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal
 from urllib.parse import urlencode
 
@@ -20,8 +20,10 @@ from app.installations.schemas import (
     CredentialsIn,
     InstallationDetail,
     InstallationPatch,
+    InstallationPatchAnswer,
     InstallationView,
     SigningSecretAnswer,
+    SigningSecretIn,
     UninstallAnswer,
 )
 from app.runs import queue
@@ -85,7 +87,7 @@ async def get_installation(
 
 @router.patch(
     "/installations/{company_id}",
-    response_model=InstallationView,
+    response_model=InstallationPatchAnswer,
     responses={404: r.NOT_FOUND},
 )
 async def patch_installation(
@@ -108,10 +110,15 @@ async def patch_installation(
     ],
     session: SessionDep,
     rt: RuntimeDep,
-) -> InstallationView:
-    """Changes schedule, streams, destination_url or paused."""
-    inst = await service.apply_patch(session, rt, company_id, patch)
-    return await views.installation_view(session, rt, inst)
+) -> InstallationPatchAnswer:
+    """Changes schedule, streams, destination_url or paused.
+
+    When the change gives an https:// destination its first signing secret, the answer shows
+    it once as `signing_secret`.
+    """
+    inst, secret = await service.apply_patch(session, rt, company_id, patch)
+    view = await views.installation_view(session, rt, inst)
+    return InstallationPatchAnswer(**view.model_dump(), signing_secret=secret)
 
 
 @router.post(
@@ -121,17 +128,28 @@ async def patch_installation(
     responses={404: r.NOT_FOUND, 409: r.CONFLICT},
 )
 async def rotate_destination_signing_secret(
-    company_id: CompanyId, session: SessionDep, rt: RuntimeDep
+    company_id: CompanyId,
+    session: SessionDep,
+    rt: RuntimeDep,
+    body: SigningSecretIn | None = None,
 ) -> SigningSecretAnswer:
-    """Makes a new Standard Webhooks secret for an HTTP destination; it is shown only here."""
-    secret = await rotate_signing_secret(session, rt, company_id)
-    return SigningSecretAnswer(company_id=company_id, signing_secret=secret)
+    """Replaces the Standard Webhooks secret of an HTTP destination: a new one, shown only
+    here, or the operator's known `signing_secret`. The replaced secret keeps signing beside
+    it (a second signature in `webhook-signature`) for `grace_seconds`."""
+    given = body.signing_secret.get_secret_value() if body and body.signing_secret else None
+    grace = timedelta(seconds=body.grace_seconds if body else 86_400)
+    secret, until = await rotate_signing_secret(session, rt, company_id, secret=given, grace=grace)
+    return SigningSecretAnswer(
+        company_id=company_id,
+        signing_secret=None if given else secret,
+        previous_valid_until=until,
+    )
 
 
 @router.delete(
     "/installations/{company_id}",
     response_model=UninstallAnswer,
-    responses={404: r.NOT_FOUND, 409: r.CONFLICT},
+    responses={404: r.NOT_FOUND, 409: r.CONFLICT, 503: r.UNAVAILABLE},
 )
 async def delete_installation(
     company_id: CompanyId,
@@ -142,9 +160,10 @@ async def delete_installation(
 ) -> UninstallAnswer:
     """Uninstalls: stops the schedule, cancels runs, destroys the credentials; optionally purges.
 
-    With `purge=true`, once its running sync has stopped, the company's data is purged from its
-    destination (SQL rows deleted, the file folder removed, or a signed `company.purge` sent
-    to an HTTP receiver) and its remaining secrets are destroyed.
+    With `purge=true`, once its running sync has stopped, the company's data is purged from
+    every destination it wrote to (SQL rows deleted, the file folder removed, or a signed
+    `company.purge` sent to an HTTP receiver) and its remaining secrets are destroyed. A
+    destination the policy now refuses is a 409, an unreachable one a 503.
     """
     return await uninstall.uninstall_company(rt, company_id, purge=purge)
 

@@ -11,7 +11,13 @@ from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    Field,
+    IPvAnyNetwork,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -134,6 +140,12 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     log_format: Literal["json", "console"] = "json"
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    # Where destinations may reach (SPEC sections 2 and 6); app.config checks the default
+    # destination against them.
+    destination_allowed_networks: Annotated[list[IPvAnyNetwork], NoDecode] = Field(
+        default_factory=list
+    )
+    destination_root: Path = DEFAULT_DATA_DIR
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -190,6 +202,11 @@ class Settings(BaseSettings):
             raise ValueError("must decode to at least 16 bytes")
         return value
 
+    @field_validator("destination_allowed_networks", mode="before")
+    @classmethod
+    def _split_networks(cls, value: Any) -> Any:
+        return _csv(value)
+
     @cached_property
     def keyring(self) -> list[EncryptionKey]:
         """Parsed encryption keys, primary first (empty when none are configured)."""
@@ -215,6 +232,14 @@ class Settings(BaseSettings):
     def is_production(self) -> bool:
         """True outside demo and test mode."""
         return self.mode == "production"
+
+
+def sqlite_paths(database_url: str) -> list[Path]:
+    """The file of a SQLite database URL (none for PostgreSQL), which no destination may be."""
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+        return [Path(url.database)]
+    return []
 
 
 class SettingsError(Exception):

@@ -4,7 +4,9 @@ Nothing is synced and nothing is left behind: SQL work happens in a transaction 
 back, a file destination gets a scratch file that is removed at once, a SQLite file or a
 folder that does not exist yet is not created (its nearest existing parent must be writable),
 and an HTTP receiver gets a signed `connector.test` message that carries no records (receivers
-answer it with a 2xx and store nothing; docs/destinations.md).
+answer it with a 2xx and store nothing; docs/destinations.md). The destination policy applies
+as for a sync: the URL as written, then the resolved address or real path at connect time, and
+at most a few kilobytes of a receiver's answer are read (ADR 0011).
 """
 
 from __future__ import annotations
@@ -24,18 +26,21 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from app.destinations.base import InvalidDestinationURL
+from app.destinations.base import DestinationError, InvalidDestinationURL
+from app.destinations.policy import DestinationPolicy, resolve_allowed
 from app.destinations.signing import generate_signing_secret, signature_headers
 from app.destinations.urls import (
     FileTarget,
     HTTPTarget,
     SQLTarget,
+    check_policy,
     parse_destination_url,
     redact_destination_url,
 )
 
 TIMEOUT_SECONDS = 10.0
 EXCERPT = 200
+ANSWER_READ_LIMIT = 4096  # bytes of a receiver's answer ever read
 TEST_EVENT = "connector.test"
 USER_AGENT = "procore-dmsa-connector/0.1 (destination test)"
 
@@ -91,22 +96,29 @@ def _reason(error: BaseException) -> str:
 
 
 async def probe_destination(
-    url: str, *, signing_secret: str | None = None, http: httpx.AsyncClient | None = None
+    url: str,
+    *,
+    policy: DestinationPolicy,
+    signing_secret: str | None = None,
+    http: httpx.AsyncClient | None = None,
 ) -> ProbeResult:
     """Checks a destination URL without syncing; raises InvalidDestinationURL for a URL that
-    is not a destination at all (the caller answers that as a bad request)."""
+    is not a destination at all or that the policy refuses as written (a bad request)."""
     target = parse_destination_url(url)
+    check_policy(target, policy)
     if isinstance(target, SQLTarget):
         if target.dialect == "sqlite":
-            checks = await asyncio.to_thread(_probe_sqlite_file, target)
+            path = policy.confine(target.sqlite_path, "sqlite file")
+            checks = await asyncio.to_thread(_probe_sqlite_file, path, target.table_prefix)
         else:
-            checks = await _probe_sql(target)
+            checks = await _probe_sql(target, policy)
         return ProbeResult.of("sql", target.normalised, checks)
     if isinstance(target, FileTarget):
-        checks = await asyncio.to_thread(_probe_folder, target.directory)
+        directory = policy.confine(target.directory, "directory")
+        checks = await asyncio.to_thread(_probe_folder, directory)
         return ProbeResult.of("file", target.normalised, checks)
     if isinstance(target, HTTPTarget):
-        checks = await _probe_http(target, signing_secret, http)
+        checks = await _probe_http(target, policy, signing_secret, http)
         return ProbeResult.of("http", target.normalised, checks)
     raise InvalidDestinationURL("destination_url: unsupported destination")  # pragma: no cover
 
@@ -114,10 +126,18 @@ async def probe_destination(
 # ---- SQL --------------------------------------------------------------------------------------
 
 
-async def _probe_sql(target: SQLTarget) -> list[ProbeCheck]:
-    """Connects, then creates, fills and drops a scratch table (and the schema if it is missing)
-    in one transaction that is rolled back."""
-    engine = create_async_engine(target.url, connect_args={"connect_timeout": int(TIMEOUT_SECONDS)})
+async def _probe_sql(target: SQLTarget, policy: DestinationPolicy) -> list[ProbeCheck]:
+    """Connects to the checked address, then creates, fills and drops a scratch table (and the
+    schema if it is missing) in one transaction that is rolled back."""
+    assert target.url.host is not None  # checked when the URL was parsed
+    try:
+        address = await resolve_allowed(policy, target.url.host, target.url.port or 5432)
+    except DestinationError as error:
+        return [_failed("reachable", str(error)), _skipped("writable", "not reachable")]
+    engine = create_async_engine(
+        target.url,
+        connect_args={"connect_timeout": int(TIMEOUT_SECONDS), "hostaddr": str(address)},
+    )
     table = f"{target.table_prefix}connector_probe_{secrets.token_hex(4)}"
     qualified = f'"{target.schema}"."{table}"' if target.schema else f'"{table}"'
     checks: list[ProbeCheck] = []
@@ -179,9 +199,7 @@ def _creatable(path: Path, what: str) -> list[ProbeCheck]:
     ]
 
 
-def _probe_sqlite_file(target: SQLTarget) -> list[ProbeCheck]:
-    assert target.url.database is not None  # checked when the URL was parsed
-    path = Path(target.url.database)
+def _probe_sqlite_file(path: Path, table_prefix: str) -> list[ProbeCheck]:
     if not path.exists():
         return _creatable(path, "database file")
     try:
@@ -192,7 +210,7 @@ def _probe_sqlite_file(target: SQLTarget) -> list[ProbeCheck]:
             _skipped("writable", "not reachable"),
         ]
     checks = [_ok("reachable", f"opened the SQLite database {path.name}")]
-    table = f"{target.table_prefix}connector_probe_{secrets.token_hex(4)}"
+    table = f"{table_prefix}connector_probe_{secrets.token_hex(4)}"
     try:
         conn.execute("BEGIN")
         conn.execute(f'CREATE TABLE "{table}" (id INTEGER PRIMARY KEY)')
@@ -231,24 +249,61 @@ def _probe_folder(directory: Path) -> list[ProbeCheck]:
 # ---- HTTP -------------------------------------------------------------------------------------
 
 
-def _excerpt(response: httpx.Response) -> str:
-    body = response.text[:EXCERPT].replace("\n", " ").strip()
-    return f"HTTP {response.status_code}" + (f": {body}" if body else "")
+class _Answer:
+    """The status and the first bytes of a receiver's answer (never more)."""
+
+    def __init__(self, status_code: int, head: bytes) -> None:
+        self.status_code = status_code
+        self.text = head.decode("utf-8", errors="replace")
+
+
+def _excerpt(answer: _Answer) -> str:
+    body = " ".join(answer.text[:EXCERPT].split())
+    return f"HTTP {answer.status_code}" + (f": {body}" if body else "")
 
 
 async def _post(
-    client: httpx.AsyncClient, target: HTTPTarget, secret: str, body: bytes
-) -> httpx.Response:
+    client: httpx.AsyncClient,
+    target: HTTPTarget,
+    policy: DestinationPolicy,
+    secret: str,
+    body: bytes,
+) -> _Answer:
+    """One signed POST to the checked address of the receiver (the host pinned as for a sync),
+    reading at most ANSWER_READ_LIMIT bytes of the answer within TIMEOUT_SECONDS."""
+    url = httpx.URL(target.url)
+    address = await resolve_allowed(policy, target.host, target.port)
     headers = {
         "content-type": "application/json",
         "user-agent": USER_AGENT,
+        "host": url.netloc.decode("ascii"),
         **signature_headers(secret, f"msg_test_{secrets.token_hex(12)}", body),
     }
-    return await client.post(target.url, content=body, headers=headers, timeout=TIMEOUT_SECONDS)
+    async with (
+        asyncio.timeout(TIMEOUT_SECONDS),
+        client.stream(
+            "POST",
+            url.copy_with(host=str(address)),
+            content=body,
+            headers=headers,
+            timeout=TIMEOUT_SECONDS,
+            follow_redirects=False,
+            extensions={"sni_hostname": url.host},
+        ) as response,
+    ):
+        head = bytearray()
+        async for chunk in response.aiter_raw():
+            head.extend(chunk[: ANSWER_READ_LIMIT - len(head)])
+            if len(head) >= ANSWER_READ_LIMIT:
+                break
+        return _Answer(response.status_code, bytes(head))
 
 
 async def _probe_http(
-    target: HTTPTarget, signing_secret: str | None, http: httpx.AsyncClient | None
+    target: HTTPTarget,
+    policy: DestinationPolicy,
+    signing_secret: str | None,
+    http: httpx.AsyncClient | None,
 ) -> list[ProbeCheck]:
     """A message signed with a wrong secret (a receiver must refuse it), then, with the
     installation's secret, the same message (a receiver must accept it)."""
@@ -267,8 +322,8 @@ async def _probe_http(
     checks: list[ProbeCheck] = []
     try:
         try:
-            wrong = await _post(client, target, generate_signing_secret(), body)
-        except httpx.HTTPError as error:
+            wrong = await _post(client, target, policy, generate_signing_secret(), body)
+        except (httpx.HTTPError, DestinationError, TimeoutError) as error:
             return [
                 _failed("reachable", f"cannot connect: {_reason(error)}"),
                 _skipped("writable", "not reachable"),
@@ -301,8 +356,8 @@ async def _probe_http(
             checks.append(_skipped("signature_accepted", "no signing secret to sign with"))
             return checks
         try:
-            signed = await _post(client, target, signing_secret, body)
-        except httpx.HTTPError as error:
+            signed = await _post(client, target, policy, signing_secret, body)
+        except (httpx.HTTPError, DestinationError, TimeoutError) as error:
             checks.append(_failed("writable", f"the signed message failed: {_reason(error)}"))
             return checks
         if 200 <= signed.status_code < 300:

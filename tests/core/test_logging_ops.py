@@ -97,6 +97,7 @@ def served(
         "CONNECTOR_CLIENT_ID": sim_config.client_id,
         "CONNECTOR_CLIENT_SECRET": sim_config.client_secret,
         "CONNECTOR_DESTINATION_URL": f"sqlite:///{tmp_path / 'destination.db'}",
+        "CONNECTOR_DESTINATION_ROOT": str(tmp_path),
         "CONNECTOR_DISCOVERY_INTERVAL_SECONDS": "0",
         "CONNECTOR_SCHEDULER_TICK_SECONDS": "0.5",
         "CONNECTOR_STREAMS": "projects,rfis",

@@ -1,7 +1,7 @@
 """installation time zone; interval schedules in seconds become minutes
 
-Revision ID: 0004_ops
-Revises: 0003
+Revision ID: 0005_ops
+Revises: 0004
 Create Date: 2026-12-02 10:00:00
 """
 
@@ -13,8 +13,8 @@ import re
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0004_ops"
-down_revision = "0003"
+revision = "0005_ops"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 
