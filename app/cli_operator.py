@@ -12,7 +12,7 @@ import json
 import secrets
 from collections.abc import Awaitable, Callable
 from enum import StrEnum
-from typing import Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 from pydantic import BaseModel
@@ -20,16 +20,37 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy.exc import SQLAlchemyError
 
-from app.admin import operator
 from app.cli_support import CONTEXT_SETTINGS, database_problem, fail, settings_or_exit
 from app.core.errors import ConnectorError, NotFound
-from app.destinations import generate_signing_secret
-from app.installations.models import InstallationStatus
-from app.runs.models import RunStatus
-from app.runs.schemas import SyncRunView
-from app.runtime import Runtime, build_runtime
+
+if TYPE_CHECKING:
+    from app.runs.schemas import SyncRunView
+    from app.runtime import Runtime
+
+# The services these commands call (app.admin.operator and what it imports: the ORM, the
+# Procore client, ...) are imported when a command runs, not when `connector` starts: every
+# other command (serve's bad-setting line, --help) would pay for them otherwise.
 
 T = TypeVar("T")
+
+
+class InstallationStatusChoice(StrEnum):
+    """`--status` of `installations list` (the values of InstallationStatus)."""
+
+    active = "active"
+    uninstalled = "uninstalled"
+    credentials_invalid = "credentials_invalid"
+
+
+class RunStatusChoice(StrEnum):
+    """`--status` of `runs list` (the values of RunStatus)."""
+
+    queued = "queued"
+    running = "running"
+    succeeded = "succeeded"
+    failed = "failed"
+    cancelled = "cancelled"
+
 
 installations_cli = typer.Typer(
     help="Installations (Procore companies) as the admin API shows them.",
@@ -54,6 +75,8 @@ ADMIN_TOKEN_BYTES = 32  # 43 URL-safe characters, above the 32-character minimum
 def run_with_runtime(action: Callable[[Runtime], Awaitable[T]]) -> T:
     """Runs one action against the service database; any problem is one line and exit 2
     (exit 1 when the thing asked for does not exist)."""
+
+    from app.runtime import build_runtime
 
     async def go() -> T:
         rt = build_runtime(settings_or_exit())
@@ -86,13 +109,17 @@ def _when(value: object) -> str:
 @installations_cli.command("list")
 def installations_list(
     status: Annotated[
-        InstallationStatus | None, typer.Option(help="only installations with this status")
+        InstallationStatusChoice | None, typer.Option(help="only installations with this status")
     ] = None,
     limit: Annotated[int, typer.Option(min=1, max=100_000, help="at most this many")] = 1000,
     as_json: JsonOption = False,
 ) -> None:
     """List installations: company, status, schedule, destination (redacted), last run."""
-    rows = run_with_runtime(lambda rt: operator.list_installations(rt, status=status, limit=limit))
+    from app.admin import operator
+    from app.installations.models import InstallationStatus
+
+    wanted = None if status is None else InstallationStatus(status.value)
+    rows = run_with_runtime(lambda rt: operator.list_installations(rt, status=wanted, limit=limit))
     if as_json:
         print_json(list(rows))
         return
@@ -118,6 +145,8 @@ def installations_show(
     as_json: JsonOption = False,
 ) -> None:
     """Show one installation with its per-stream state."""
+    from app.admin import operator
+
     detail = run_with_runtime(lambda rt: operator.show_installation(rt, company_id))
     if as_json:
         print_json(detail)
@@ -152,13 +181,19 @@ def installations_show(
 @runs_cli.command("list")
 def runs_list(
     company_id: Annotated[int | None, typer.Option(help="only this installation's runs")] = None,
-    status: Annotated[RunStatus | None, typer.Option(help="only runs with this status")] = None,
+    status: Annotated[
+        RunStatusChoice | None, typer.Option(help="only runs with this status")
+    ] = None,
     limit: Annotated[int, typer.Option(min=1, max=500, help="at most this many")] = 20,
     as_json: JsonOption = False,
 ) -> None:
     """List sync runs, newest first."""
+    from app.admin import operator
+    from app.runs.models import RunStatus
+
+    wanted = None if status is None else RunStatus(status.value)
     rows = run_with_runtime(
-        lambda rt: operator.list_runs(rt, company_id=company_id, status=status, limit=limit)
+        lambda rt: operator.list_runs(rt, company_id=company_id, status=wanted, limit=limit)
     )
     if as_json:
         print_json(list(rows))
@@ -186,6 +221,8 @@ def runs_show(
     as_json: JsonOption = False,
 ) -> None:
     """Show one run with its per-stream figures."""
+    from app.admin import operator
+
     run = run_with_runtime(lambda rt: operator.show_run(rt, run_id))
     if as_json:
         print_json(run)
@@ -226,6 +263,7 @@ def runs_trigger(
 
     Exit code 0 when queued (or, with --wait, when it succeeded), 1 when it failed.
     """
+    from app.admin import operator
 
     async def go(rt: Runtime) -> SyncRunView | None:
         queued = await operator.trigger_run(rt, company_id, full_refresh=full_refresh)
@@ -268,6 +306,8 @@ def secrets_generate(
         fail(f"--role must be viewer, operator or admin (got {role!r})")
     if name is not None and not name.replace("-", "").replace("_", "").isalnum():
         fail("--name: letters, digits, '-' and '_' only")
+    from app.destinations import generate_signing_secret
+
     callback_secret = generate_signing_secret()
     token = secrets.token_urlsafe(ADMIN_TOKEN_BYTES)
     admin_entry = f"{name}:{role}:{token}" if name else token

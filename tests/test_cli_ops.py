@@ -263,3 +263,21 @@ class TestWorkerPort:
             finally:
                 process.terminate()
                 process.wait(30)
+
+
+class TestStartUpCost:
+    def test_status_choices_are_the_models_values(self) -> None:
+        from app.cli_operator import InstallationStatusChoice, RunStatusChoice
+        from app.installations.models import InstallationStatus
+        from app.runs.models import RunStatus
+
+        assert [c.value for c in InstallationStatusChoice] == [s.value for s in InstallationStatus]
+        assert [c.value for c in RunStatusChoice] == [s.value for s in RunStatus]
+
+    def test_starting_the_cli_loads_no_operator_service(self) -> None:
+        code = "import sys, app.cli; print(sorted(m for m in sys.modules if m.startswith(("
+        code += "'app.admin', 'app.runtime', 'app.runs.models', 'app.installations.models'))))"
+        done = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        )
+        assert done.stdout.strip() == "[]"
