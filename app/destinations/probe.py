@@ -145,6 +145,7 @@ async def _probe_sql(target: SQLTarget, policy: DestinationPolicy) -> list[Probe
         async with asyncio.timeout(TIMEOUT_SECONDS * 2), engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
             checks.append(_ok("reachable", "connected and ran SELECT 1"))
+            await conn.rollback()  # end the implicit transaction of SELECT 1
             transaction = await conn.begin()
             try:
                 if target.schema:
