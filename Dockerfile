@@ -24,17 +24,20 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1
 
 WORKDIR /src
-# .dockerignore admits only what the wheel is built from.
-COPY pyproject.toml README.md ./
+# .dockerignore admits only what the wheel is built from, and the lock file.
+COPY pyproject.toml README.md requirements.lock ./
 COPY app ./app
 COPY procore_sim ./procore_sim
 COPY migrations ./migrations
 
-# Same front end as CI (`python -m pip` reading pyproject.toml), as a regular install: the
-# project wheel first, then wheels of its runtime dependencies. Every dependency publishes
-# manylinux wheels for CPython 3.11, so no compiler is needed here either.
+# Same front end as CI (`python -m pip` reading pyproject.toml): the project wheel, then the
+# exact dependency versions of requirements.lock, each checked against its sha256 there
+# (--require-hashes). Every dependency publishes manylinux wheels for CPython 3.11, so no
+# compiler is needed here either.
 RUN python -m pip wheel --no-deps --wheel-dir /wheels/project . \
- && python -m pip wheel --wheel-dir /wheels/deps /wheels/project/*.whl
+ && python -m pip download --require-hashes --no-deps --only-binary=:all: \
+        --dest /wheels/deps -r requirements.lock \
+ && cp requirements.lock /wheels/
 
 # ---- runtime: the wheels installed on a clean slim base, run as a non-root user --------------
 FROM ${PYTHON_IMAGE} AS runtime
@@ -47,8 +50,12 @@ RUN groupadd --system --gid 10001 connector \
         --shell /usr/sbin/nologin connector
 
 # The wheels are bind-mounted from the builder, so they never become a layer of this image.
+# Dependencies come only from the lock (hashes checked again); the project adds none of its own.
 RUN --mount=type=bind,from=builder,source=/wheels,target=/wheels \
-    python -m pip install --no-index --find-links=/wheels/deps /wheels/project/*.whl
+    python -m pip install --no-index --find-links=/wheels/deps --require-hashes \
+        -r /wheels/requirements.lock \
+ && python -m pip install --no-index --no-deps /wheels/project/*.whl \
+ && python -m pip check
 
 # Bytecode was compiled at install time; the root filesystem may be read-only at run time.
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -63,7 +70,8 @@ VOLUME ["/app/data"]
 USER 10001:10001
 EXPOSE 8000
 
-# Slim images have no curl. /livez answers on every role (api, worker, all).
+# Slim images have no curl. /livez answers on every role (api, worker, all); a worker listens on
+# 8000 only when given `--port 8000`, as deploy/compose.yaml and deploy/k8s/ do.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
     CMD ["python", "-c", "import sys, urllib.request; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8000/livez', timeout=4).status == 200 else 1)"]
 

@@ -15,13 +15,14 @@ from app.core.database import create_engine, make_sessionmaker, unit_of_work
 from app.core.errors import ConfigurationError, ConnectorError
 from app.core.http import BodySizeLimit, install_error_handlers, install_openapi
 from app.core.logging import configure_logging, get_logger
-from app.core.migrations import upgrade_to_head
+from app.core.migrations import current_revision, head_revision, upgrade_to_head
 from app.credentials.service import check_keys
 from app.credentials.setup import build_keyring
 from app.health.router import router as health_router
 from app.installations.router import router as callback_router
 from app.runtime import Runtime, build_runtime
 from app.scheduling.scheduler import Scheduler
+from app.scheduling.startup import Startup
 from app.scheduling.worker import Worker
 
 log = get_logger(__name__)
@@ -35,21 +36,21 @@ class Role(StrEnum):
     worker = "worker"
 
 
-async def start(
-    settings: Settings, role: Role, *, migrate: bool
-) -> tuple[Runtime, Scheduler | None]:
-    """Builds the runtime, migrates, checks keys, and starts the scheduler for worker roles."""
+async def start(settings: Settings, role: Role, *, migrate: bool) -> tuple[Runtime, Startup]:
+    """Builds the runtime, migrates, checks keys, and starts the scheduler for worker roles.
+
+    Without `migrate`, a schema behind head is waited for (serving a 503 /readyz), not a crash.
+    """
     if migrate:
         await asyncio.to_thread(upgrade_to_head, settings.database_url)
     rt = build_runtime(settings)
-    async with unit_of_work(rt.sessions) as session:
-        await check_keys(session, rt.keyring)
     scheduler = None
     if role in (Role.all, Role.worker):
         rt.scheduler_expected = True
         scheduler = Scheduler(rt, Worker(rt))
-        await scheduler.start()
-    return rt, scheduler
+    startup = Startup(rt, scheduler)
+    await startup.open(wait_for_migrations=not migrate)
+    return rt, startup
 
 
 async def preflight(settings: Settings, *, migrate: bool) -> None:
@@ -62,6 +63,8 @@ async def preflight(settings: Settings, *, migrate: bool) -> None:
     try:
         if migrate:
             await asyncio.to_thread(upgrade_to_head, settings.database_url)
+        elif await current_revision(engine) != head_revision():
+            return  # not migrated yet: the service waits for it (app.scheduling.startup)
         async with unit_of_work(make_sessionmaker(engine)) as session:
             await check_keys(session, keyring)
     except ConnectorError:
@@ -83,14 +86,13 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        rt, scheduler = await start(settings, role, migrate=migrate)
+        rt, startup = await start(settings, role, migrate=migrate)
         app.state.runtime = rt
         log.info("service started", role=str(role), worker_id=rt.worker_id)
         try:
             yield
         finally:
-            if scheduler is not None:
-                await scheduler.shutdown()
+            await startup.close()
             await rt.aclose()
             log.info("service stopped")
 

@@ -162,14 +162,24 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m procore_sim", description="Run the Procore API simulator."
     )
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT)
-    parser.add_argument("--companies", type=int, default=2)
-    parser.add_argument("--projects", type=int, default=3)
-    parser.add_argument("--records", type=int, default=50)
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--client-id", default=None)
-    parser.add_argument("--client-secret", default=None)
+    parser.add_argument("--host", default="127.0.0.1", help="interface to listen on")
+    parser.add_argument(
+        "--port", type=int, default=DEFAULT_PORT, help="TCP port of the API and login endpoints"
+    )
+    parser.add_argument("--companies", type=int, default=2, help="simulated Procore companies")
+    parser.add_argument("--projects", type=int, default=3, help="projects per company")
+    parser.add_argument("--records", type=int, default=50, help="records per stream and project")
+    parser.add_argument(
+        "--seed", type=int, default=1, help="random seed: the same seed, the same data"
+    )
+    parser.add_argument(
+        "--client-id", default=None, help="the simulated app's DMSA client id (default: printed)"
+    )
+    parser.add_argument(
+        "--client-secret",
+        default=None,
+        help="the simulated app's DMSA client secret (default: printed)",
+    )
     add_config_options(parser)
     return parser
 

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Annotated
+from typing import Annotated, Literal
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Response, status
 
+from app.admin import destination_test, uninstall, views
 from app.admin import responses as r
-from app.admin import uninstall, views
 from app.admin.auth import require_admin
 from app.core.errors import BadRequest
 from app.deps import RuntimeDep, SessionDep
@@ -29,7 +29,7 @@ from app.installations.schemas import (
 )
 from app.runs import queue
 from app.runs.models import RunStatus
-from app.runs.schemas import SyncQueued, SyncRequest, SyncRunView
+from app.runs.schemas import SyncQueued, SyncRequest, SyncRunSummary, SyncRunView
 
 router = APIRouter(
     prefix="/admin/v1",
@@ -261,18 +261,23 @@ async def queue_sync(
     return SyncQueued(run_id=run.id, status=run.status)
 
 
-@router.get("/syncs", response_model=list[SyncRunView])
+@router.get("/syncs", response_model=list[SyncRunView] | list[SyncRunSummary])
 async def list_syncs(
     session: SessionDep,
     response: Response,
+    view: Annotated[
+        Literal["summary", "full"],
+        Query(description="`summary` (default): totals only; `full`: per-stream figures too"),
+    ] = "summary",
     company_id: Annotated[int | None, Query(gt=0, lt=2**63)] = None,
     status_filter: Annotated[RunStatus | None, Query(alias="status")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     before: Annotated[
         datetime | None, Query(description="only runs queued before this time (paging)")
     ] = None,
-) -> list[SyncRunView]:
-    """Run history, newest first.
+) -> list[SyncRunView] | list[SyncRunSummary]:
+    """Run history, newest first, as summaries (`?view=full` adds the per-stream figures that
+    `GET /admin/v1/syncs/{run_id}` shows).
 
     A full page carries `Link: <...?before=TIME&limit=N>; rel="next"` to the older runs.
     """
@@ -290,8 +295,12 @@ async def list_syncs(
             query["company_id"] = company_id
         if status_filter is not None:
             query["status"] = status_filter.value
+        if view == "full":
+            query["view"] = view
         response.headers["Link"] = f'</admin/v1/syncs?{urlencode(query)}>; rel="next"'
-    return [SyncRunView.of(run) for run in runs]
+    if view == "full":
+        return [SyncRunView.of(run) for run in runs]
+    return [SyncRunSummary.of(run) for run in runs]
 
 
 @router.get("/syncs/{run_id}", response_model=SyncRunView, responses={404: r.NOT_FOUND})
@@ -314,3 +323,6 @@ async def cancel_sync(run_id: RunId, session: SessionDep, rt: RuntimeDep) -> Syn
     run = await queue.cancel(session, run_id)
     rt.cancel_local_runs(run_id=run_id)
     return SyncRunView.of(run)
+
+
+router.include_router(destination_test.router)

@@ -18,7 +18,7 @@ from app.installations.schemas import (
     InstallationView,
     RunSummary,
     StreamStateView,
-    StreamSummary,
+    StreamUnitState,
 )
 from app.procore.catalog import parse_stream_selection
 from app.runs import state as state_repo
@@ -65,6 +65,7 @@ async def installation_view(
         environment=inst.environment,
         source=inst.source,
         schedule=inst.schedule,
+        time_zone=inst.time_zone or "UTC",
         streams=parse_stream_selection(inst.streams),
         paused=inst.paused,
         destination=redact_destination_url(await destination_url_for(session, rt, inst)),
@@ -83,33 +84,40 @@ async def installation_view(
 async def installation_detail(
     session: AsyncSession, rt: Runtime, inst: Installation
 ) -> InstallationDetail:
-    """One installation with its per-stream state."""
+    """One installation with its per-stream state: figures per stream and per unit."""
     view = await installation_view(session, rt, inst)
     rows = await state_repo.for_company(session, inst.company_id)
-    states = [
-        StreamStateView(
-            stream=row.stream,
-            project_id=None if row.project_id == COMPANY_SCOPE else row.project_id,
-            cursor=row.cursor,
-            last_success_at=row.last_success_at,
-            records=row.records or 0,
-            checkpoint=row.checkpoint,
+    by_stream: dict[str, list[StreamUnitState]] = defaultdict(list)
+    for row in rows:
+        by_stream[row.stream].append(
+            StreamUnitState(
+                project_id=None if row.project_id == COMPANY_SCOPE else row.project_id,
+                cursor=row.cursor,
+                last_success_at=row.last_success_at,
+                rows_in_destination=None if row.known_ids is None else len(row.known_ids),
+                records_written_total=row.records or 0,
+                checkpoint=row.checkpoint,
+            )
         )
-        for row in rows
-    ]
-    by_stream: dict[str, list[StreamStateView]] = defaultdict(list)
-    for state in states:
-        by_stream[state.stream].append(state)
-    summary: dict[str, StreamSummary] = {}
+    last_run = await session.get(SyncRun, inst.last_run_id) if inst.last_run_id else None
+    last_streams = last_run.progress.streams if last_run is not None else {}
+    summary: dict[str, StreamStateView] = {}
     for stream, units in by_stream.items():
-        cursors = [s.cursor for s in units]
-        successes = [s.last_success_at for s in units]
-        summary[stream] = StreamSummary(
+        cursors = [u.cursor for u in units]
+        successes = [u.last_success_at for u in units]
+        rows_known = [u.rows_in_destination for u in units]
+        last = last_streams.get(stream)
+        summary[stream] = StreamStateView(
             cursor=None if None in cursors else min(c for c in cursors if c is not None),
             last_success_at=(
                 None if None in successes else min(t for t in successes if t is not None)
             ),
-            records=sum(s.records for s in units),
-            projects=sum(1 for s in units if s.project_id is not None),
+            rows_in_destination=(
+                None if None in rows_known else sum(n for n in rows_known if n is not None)
+            ),
+            records_written_total=sum(u.records_written_total for u in units),
+            records_written_last_run=None if last is None else last.records_written,
+            projects=sum(1 for u in units if u.project_id is not None),
+            units=units,
         )
-    return InstallationDetail(**view.model_dump(), stream_state=summary, stream_states=states)
+    return InstallationDetail(**view.model_dump(), stream_state=summary)

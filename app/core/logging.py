@@ -29,6 +29,22 @@ def _scrub(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> Mutable
     return event
 
 
+# Requests not written to the access log: health probes and scrapes arrive every few seconds
+# from orchestrators and Prometheus, and would drown the lines an operator looks for.
+QUIET_PATHS = ("/livez", "/readyz", "/metrics")
+
+
+class QuietProbes(logging.Filter):
+    """Drops uvicorn access-log records of probe and scrape requests."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and len(args) >= 3 and isinstance(args[2], str):
+            path = args[2].split("?", 1)[0]
+            return path not in QUIET_PATHS
+        return True
+
+
 def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
     """Routes stdlib and structlog records through one JSON (or console) renderer."""
     renderer: Any = (
@@ -66,6 +82,9 @@ def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
     logging.getLogger("httpcore").setLevel(logging.WARNING)
     # APScheduler logs every job run at INFO; the scheduler logs what matters itself.
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    access = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, QuietProbes) for f in access.filters):
+        access.addFilter(QuietProbes())
 
 
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NamedTuple
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util import CommandError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 import migrations
+from app.core.database import create_engine
 
 SCRIPT_LOCATION = Path(migrations.__file__).resolve().parent
 
@@ -39,3 +42,39 @@ async def current_revision(engine: AsyncEngine) -> str | None:
         return await connection.run_sync(
             lambda sync: MigrationContext.configure(sync).get_current_revision()
         )
+
+
+async def database_revision(database_url: str) -> str | None:
+    """The revision of the database at this URL (None when it was never migrated)."""
+    engine = create_engine(database_url)
+    try:
+        return await current_revision(engine)
+    finally:
+        await engine.dispose()
+
+
+class Revision(NamedTuple):
+    """One migration script: its id and the first line of its description."""
+
+    revision: str
+    title: str
+
+
+def known_revision(revision: str) -> bool:
+    """Whether this version of the service ships that revision."""
+    script = ScriptDirectory.from_config(alembic_config("sqlite://"))
+    try:
+        return script.get_revision(revision) is not None
+    except CommandError:
+        return False
+
+
+def revisions_after(current: str | None) -> list[Revision]:
+    """The migrations that take a database at `current` to head, oldest first."""
+    script = ScriptDirectory.from_config(alembic_config("sqlite://"))
+    scripts = list(script.iterate_revisions("heads", current or "base"))
+    return [
+        Revision(s.revision, (s.doc or "").strip().splitlines()[0] if s.doc else "")
+        for s in reversed(scripts)
+        if s.revision != current
+    ]

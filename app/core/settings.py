@@ -144,6 +144,11 @@ class Settings(BaseSettings):
     daily_log_lookback_days: int = Field(default=7, ge=0, le=365)
     full_listing_interval_seconds: int = Field(default=86_400, ge=0)
     delete_guard_ratio: float = Field(default=0.5, ge=0, le=1)
+    # Run history: finished runs older than the days are deleted, but never the newest `keep`
+    # of an installation (0 days = keep every run forever).
+    run_retention_days: int = Field(default=90, ge=0, le=36500)
+    run_retention_keep: int = Field(default=100, ge=1, le=1_000_000)
+    run_retention_interval_seconds: int = Field(default=3600, ge=10)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     log_format: Literal["json", "console"] = "json"
     max_body_bytes: int = Field(default=1_048_576, ge=1024)

@@ -13,7 +13,7 @@ from app.core.database import utcnow
 from app.core.logging import get_logger
 from app.installations import repository
 from app.installations.models import Installation, InstallationStatus
-from app.installations.schedules import parse_schedule
+from app.installations.schedules import DEFAULT_TIME_ZONE, parse_schedule
 from app.runs import queue
 from app.runs.queue import RunAlreadyActive
 
@@ -97,7 +97,8 @@ async def reconnect(
     inst.status_reason = None
     inst.probe_at = None
     inst.probe_interval_seconds = None
-    inst.next_run_at = parse_schedule(inst.schedule).next_run(now, company_id)
+    schedule = parse_schedule(inst.schedule, inst.time_zone or DEFAULT_TIME_ZONE)
+    inst.next_run_at = schedule.next_run(now, company_id)
     with contextlib.suppress(RunAlreadyActive):  # a run is going already: it reads the changes
         await queue.enqueue(session, company_id, trigger=trigger, full_refresh=False)
     await session.flush()

@@ -35,6 +35,8 @@ class Installation(Base):
     source: Mapped[str] = mapped_column(String(32), default="callback")
     client_id: Mapped[str | None] = mapped_column(String(255))
     schedule: Mapped[str] = mapped_column(String(128))
+    # IANA time zone a cron schedule is read in (intervals are not moved by it).
+    time_zone: Mapped[str] = mapped_column(String(64), default="UTC", server_default="UTC")
     streams: Mapped[str] = mapped_column(Text)
     paused: Mapped[bool] = mapped_column(Boolean, default=False)
     next_run_at: Mapped[datetime | None] = mapped_column(index=True)

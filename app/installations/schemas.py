@@ -97,6 +97,7 @@ class InstallationView(BaseModel):
     environment: str
     source: str
     schedule: str
+    time_zone: str = Field(description="IANA time zone a cron schedule is read in")
     streams: list[str]
     paused: bool
     destination: str
@@ -121,31 +122,46 @@ class InstallationPatchAnswer(InstallationView):
     )
 
 
-class StreamStateView(BaseModel):
-    """Per-stream (and per-project) sync state of an installation."""
+ROWS_IN_DESTINATION = (
+    "live (not deleted) rows the destination holds for this stream, as the connector knows "
+    "them: the ids of the last full listing plus those added since; null until a full listing "
+    "of every unit has been recorded"
+)
+WRITTEN_TOTAL = (
+    "record writes ever made for this stream: every insert or update counts, so a record "
+    "updated three times counts three times; not a row count"
+)
 
-    stream: str
+
+class StreamUnitState(BaseModel):
+    """One unit of a stream: the company scope (`project_id` null) or one project."""
+
     project_id: int | None
     cursor: datetime | None
     last_success_at: datetime | None
-    records: int
+    rows_in_destination: int | None = Field(description=ROWS_IN_DESTINATION)
+    records_written_total: int = Field(description=WRITTEN_TOTAL)
     checkpoint: dict[str, Any] | None
 
 
-class StreamSummary(BaseModel):
-    """One stream over all its projects: the oldest cursor and success, the records written."""
+class StreamStateView(BaseModel):
+    """One stream of an installation over all its units, and each unit."""
 
-    cursor: datetime | None
-    last_success_at: datetime | None
-    records: int
-    projects: int
+    cursor: datetime | None = Field(description="the oldest cursor of its units")
+    last_success_at: datetime | None = Field(description="the oldest last success of its units")
+    rows_in_destination: int | None = Field(description=ROWS_IN_DESTINATION)
+    records_written_total: int = Field(description=WRITTEN_TOTAL)
+    records_written_last_run: int | None = Field(
+        description="records written by the installation's last run (null if it had none)"
+    )
+    projects: int = Field(description="project units (0 for a company-scoped stream)")
+    units: list[StreamUnitState]
 
 
 class InstallationDetail(InstallationView):
-    """One installation with its per-stream state: summed per stream, and per project."""
+    """One installation with its per-stream state."""
 
-    stream_state: dict[str, StreamSummary]
-    stream_states: list[StreamStateView]
+    stream_state: dict[str, StreamStateView]
 
 
 class InstallationPatch(BaseModel):
@@ -154,7 +170,17 @@ class InstallationPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     schedule: Annotated[str | None, Printable] = Field(
-        default=None, max_length=128, examples=["every 15m", "0 2 * * *"]
+        default=None,
+        max_length=128,
+        examples=["every 15m", "0 2 * * *"],
+        description="`every <n>m|h|d` (spread per company) or a 5-field cron line (fires at "
+        "its slot in `time_zone`)",
+    )
+    time_zone: Annotated[str | None, Printable] = Field(
+        default=None,
+        max_length=64,
+        examples=["UTC", "Europe/Berlin"],
+        description="IANA time zone the cron line is read in (default UTC)",
     )
     streams: str | list[str] | None = Field(default=None, examples=["all", ["projects", "rfis"]])
     destination_url: Annotated[SecretStr | None, Printable] = Field(

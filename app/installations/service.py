@@ -18,13 +18,14 @@ from app.destinations.policy import policy_from_settings
 from app.installations import disconnects, repository
 from app.installations.destination import destination_url_for, ensure_signing_secret
 from app.installations.disconnects import REASON_NOT_CONNECTED as REASON_NOT_CONNECTED
+from app.installations.due import patched_schedule
 from app.installations.environments import app_credentials as app_credentials
 from app.installations.environments import credentials_for as credentials_for
 from app.installations.environments import credentials_source as credentials_source
 from app.installations.environments import ensure_servable, environment_of, parse_environment
 from app.installations.errors import InstallationNotFound, InstallationNotSyncable
 from app.installations.models import Installation, InstallationStatus
-from app.installations.schedules import parse_schedule
+from app.installations.schedules import DEFAULT_TIME_ZONE, parse_schedule
 from app.installations.schemas import InstallationPatch
 from app.procore import ProcoreAuthError, ProcoreCredentials, ProcoreError
 from app.procore.catalog import parse_stream_selection
@@ -120,7 +121,7 @@ async def install(
         await ensure_signing_secret(
             session, rt, company_id, await destination_url_for(session, rt, inst)
         )
-        schedule = parse_schedule(inst.schedule)
+        schedule = parse_schedule(inst.schedule, inst.time_zone or DEFAULT_TIME_ZONE)
         inst.next_run_at = schedule.next_run(now, company_id)
         await _queue_full_sync(session, inst, now)
     await session.flush()
@@ -210,9 +211,6 @@ async def take_due(session: AsyncSession, now: datetime, limit: int) -> list[Ins
     return due
 
 
-PENDING_RETRY_SECONDS = 5
-
-
 async def get(session: AsyncSession, company_id: int) -> Installation | None:
     """One installation, or None."""
     return await repository.get(session, company_id)
@@ -291,12 +289,9 @@ async def apply_patch(
     inst = await repository.get(session, company_id, for_update=True)
     if inst is None:
         raise InstallationNotFound(f"no installation for company {company_id}")
-    if patch.schedule is not None:
-        try:
-            schedule = parse_schedule(patch.schedule)
-        except ValueError as exc:
-            raise BadRequest(f"schedule: {exc}", details=[{"field": "schedule"}]) from None
-        inst.schedule = schedule.text
+    if patch.schedule is not None or patch.time_zone is not None:
+        schedule = patched_schedule(inst, patch)
+        inst.schedule, inst.time_zone = schedule.text, schedule.time_zone
         inst.next_run_at = schedule.next_run(utcnow(), company_id)
     if patch.streams is not None:
         raw = ",".join(patch.streams) if isinstance(patch.streams, list) else patch.streams
@@ -329,7 +324,8 @@ async def apply_patch(
     if patch.paused is not None:
         inst.paused = patch.paused
         if not patch.paused and inst.next_run_at is None:
-            inst.next_run_at = parse_schedule(inst.schedule).next_run(utcnow(), company_id)
+            schedule = parse_schedule(inst.schedule, inst.time_zone or DEFAULT_TIME_ZONE)
+            inst.next_run_at = schedule.next_run(utcnow(), company_id)
     await session.flush()
     return inst, new_secret
 

@@ -67,6 +67,26 @@ class RunProgress(BaseModel):
     streams: dict[str, StreamStats] = Field(default_factory=dict)
     missing_projects: list[int] = Field(default_factory=list)
 
+    def settle(self, run_status: str) -> RunProgress:
+        """Gives every unfinished stream of an ended run a final status, so no stream of a
+        failed, cancelled or paused run is ever shown as `running` (or `pending`)."""
+        if run_status == "running":
+            return self
+        ended = {
+            "failed": ("interrupted", "not_started"),
+            "cancelled": ("cancelled", "not_started"),
+            "queued": ("paused", "pending"),
+            "succeeded": ("interrupted", "not_started"),
+        }.get(run_status, ("interrupted", "not_started"))
+        for stats in self.streams.values():
+            if stats.status == "running":
+                stats.status = ended[0]
+                if ended[0] == "interrupted" and stats.error is None:
+                    stats.error = "the run ended before this stream finished"
+            elif stats.status == "pending" and run_status != "queued":
+                stats.status = ended[1]
+        return self
+
     @classmethod
     def load(cls, stored: dict[str, Any] | None) -> RunProgress:
         """Reads the stored JSON form (an empty or missing value is a fresh run)."""

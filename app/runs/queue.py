@@ -227,7 +227,7 @@ async def finish(
         "lease_expires_at": None,
     }
     if progress is not None:
-        values["stats"] = progress.dump()
+        values["stats"] = progress.model_copy(deep=True).settle(status).dump()
     result = await session.execute(
         update(SyncRun)
         .where(

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from app.runs.models import SyncRun
-from app.runs.progress import StreamStats
+from app.runs.progress import RunProgress, StreamStats
 
 
 class SyncRequest(BaseModel):
@@ -31,8 +32,8 @@ class StreamRunStats(StreamStats):
     records: int = 0
 
 
-class SyncRunView(BaseModel):
-    """One run as the admin API shows it."""
+class SyncRunSummary(BaseModel):
+    """One run in a list (`GET /admin/v1/syncs`): outcome and totals, no per-stream detail."""
 
     run_id: str
     company_id: int
@@ -44,40 +45,64 @@ class SyncRunView(BaseModel):
     finished_at: datetime | None
     duration_seconds: float | None
     attempts: int
+    error: str | None
+    requests: int = Field(description="Procore API requests made by this run")
+    records: int = Field(description="records written to the destination by this run")
+    failed_streams: list[str] = Field(
+        default_factory=list, description="streams that failed or were interrupted"
+    )
+
+    @classmethod
+    def of(cls, run: SyncRun) -> SyncRunSummary:
+        """Builds the summary from a run row."""
+        return cls(**_common(run, run.progress.settle(run.status)))
+
+
+class SyncRunView(SyncRunSummary):
+    """One run with its per-stream figures (`GET /admin/v1/syncs/{run_id}`)."""
+
     cancel_requested: bool
     not_before: datetime | None = None
-    error: str | None
-    requests: int
-    records: int
     streams: dict[str, StreamRunStats]
     missing_projects: list[int]
 
     @classmethod
     def of(cls, run: SyncRun) -> SyncRunView:
         """Builds the view from a run row."""
-        progress = run.progress
-        duration = None
-        if run.started_at and run.finished_at:
-            duration = round((run.finished_at - run.started_at).total_seconds(), 3)
+        progress = run.progress.settle(run.status)
         return cls(
-            run_id=run.id,
-            company_id=run.company_id,
-            status=run.status,
-            trigger=run.trigger,
-            full_refresh=run.full_refresh,
-            queued_at=run.queued_at,
-            started_at=run.started_at,
-            finished_at=run.finished_at,
-            duration_seconds=duration,
-            attempts=run.attempts,
+            **_common(run, progress),
             cancel_requested=run.cancel_requested,
             not_before=run.not_before,
-            error=run.error,
-            requests=progress.requests,
-            records=progress.records,
             streams={
                 name: StreamRunStats(**value.model_dump(), records=value.records_written)
                 for name, value in progress.streams.items()
             },
             missing_projects=progress.missing_projects,
         )
+
+
+def _common(run: SyncRun, progress: RunProgress) -> dict[str, Any]:
+    duration = None
+    if run.started_at and run.finished_at:
+        duration = round((run.finished_at - run.started_at).total_seconds(), 3)
+    return {
+        "run_id": run.id,
+        "company_id": run.company_id,
+        "status": run.status,
+        "trigger": run.trigger,
+        "full_refresh": run.full_refresh,
+        "queued_at": run.queued_at,
+        "started_at": run.started_at,
+        "finished_at": run.finished_at,
+        "duration_seconds": duration,
+        "attempts": run.attempts,
+        "error": run.error,
+        "requests": progress.requests,
+        "records": progress.records,
+        "failed_streams": [
+            name
+            for name, stats in progress.streams.items()
+            if stats.status in ("failed", "interrupted")
+        ],
+    }

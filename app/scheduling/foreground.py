@@ -13,7 +13,6 @@ from rich.table import Table
 
 from app.core.database import unit_of_work
 from app.core.errors import Conflict
-from app.core.migrations import upgrade_to_head
 from app.core.settings import Settings
 from app.installations import service
 from app.runs import queue
@@ -52,9 +51,9 @@ def _live_table(active: ActiveRun) -> Table:
 async def run_foreground(settings: Settings, company_id: int, *, full_refresh: bool) -> bool:
     """Queues and runs one sync here; returns True when it succeeded.
 
-    Ctrl-C (or SIGTERM) cancels the run at its next page; its checkpoints are kept.
+    Ctrl-C (or SIGTERM) cancels the run at its next page; its checkpoints are kept. The
+    database must be migrated already (the CLI checks, and migrates only when asked).
     """
-    await asyncio.to_thread(upgrade_to_head, settings.database_url)
     rt = build_runtime(settings)
     console = Console(stderr=True)
     try:

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import time
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -17,6 +18,7 @@ from app.core.metrics import SCHEDULER_TICK
 from app.installations import discovery, due
 from app.installations import service as installations
 from app.runs import queue
+from app.runs.retention import RetentionPolicy, apply_retention
 from app.runtime import Runtime
 from app.scheduling.worker import Worker
 
@@ -90,6 +92,19 @@ class Scheduler:
                 id="discovery",
                 **first,
             )
+        if settings.run_retention_days:
+            # Hourly by default; the first pass a minute after start, out of the way of start-up.
+            interval = settings.run_retention_interval_seconds
+            self.aps.add_job(
+                self.prune_history,
+                "interval",
+                seconds=interval,
+                max_instances=1,
+                coalesce=True,
+                misfire_grace_time=None,
+                id="retention",
+                next_run_time=utcnow() + timedelta(seconds=min(60, interval)),
+            )
         self.aps.start()
         self._loop_task = asyncio.create_task(self._wake_loop(), name="scheduler-wake")
 
@@ -112,6 +127,16 @@ class Scheduler:
         finally:
             SCHEDULER_TICK.observe(time.perf_counter() - started)
         self.rt.last_tick_at = time.monotonic()
+
+    async def prune_history(self) -> int:
+        """Applies the run-history retention; logs (not raises) failures."""
+        settings = self.rt.settings
+        policy = RetentionPolicy(settings.run_retention_days, settings.run_retention_keep)
+        try:
+            return await apply_retention(self.rt.sessions, policy, utcnow())
+        except Exception as exc:
+            log.warning("run history retention failed", error=str(exc)[:300])
+            return 0
 
     async def discover(self) -> None:
         """Runs discovery, logging (not raising) failures."""

@@ -23,8 +23,14 @@ from app.core.metrics import (
     SYNC_RUNS_RELEASED,
     SYNC_RUNS_RUNNING,
 )
+from app.destinations import DestinationError
 from app.installations import service as installations
-from app.procore import AppNotConnectedError, InvalidClientError, ProcoreRateLimitError
+from app.procore import (
+    AppNotConnectedError,
+    InvalidClientError,
+    ProcoreError,
+    ProcoreRateLimitError,
+)
 from app.runs import queue
 from app.runs.models import RunStatus, SyncRun
 from app.runs.queue import Lease
@@ -180,6 +186,10 @@ class Worker:
                 # Not the run's fault: it resumes from its checkpoints once the database is back.
                 log.warning("service database lost during the sync", error=type(exc).__name__)
                 active.request_stop(StopReason.database_lost)
+            except (DestinationError, ProcoreError, OSError) as exc:
+                # Expected conditions (a destination refusing or unwritable, Procore answering an
+                # error): the run fails with the reason, logged in one line below, no traceback.
+                error = engine.describe(exc)
             except Exception as exc:  # a run must always end with a recorded status
                 log.exception("sync crashed")
                 error = engine.describe(exc)
@@ -249,7 +259,8 @@ class Worker:
         SYNC_RUNS.labels(str(run.company_id), str(status)).inc()
         SYNC_RUN_DURATION.labels(str(status)).observe(time.monotonic() - active.started)
         self._count_records(active)
-        log.info(
+        # A failed run is worth a look: WARNING, one line, with the reason (never a traceback).
+        (log.warning if status == RunStatus.failed else log.info)(
             "sync finished",
             status=str(status),
             error=error,

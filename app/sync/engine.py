@@ -7,7 +7,7 @@ import asyncio
 from sqlalchemy.exc import DBAPIError
 
 from app.core.logging import get_logger, scrub_text
-from app.destinations import Destination
+from app.destinations import Destination, DestinationError
 from app.procore import (
     AppNotConnectedError,
     InvalidClientError,
@@ -86,7 +86,7 @@ async def sync_stream(ctx: RunContext, name: str) -> str | None:
         log.warning("projects skipped", stream=name, count=len(skipped), error=describe(skipped[0]))
     if errors:
         first = errors[0]
-        if not isinstance(first, ProcoreError | OSError | ValueError):
+        if not isinstance(first, ProcoreError | DestinationError | OSError | ValueError):
             log.error(
                 "stream failed", stream=name, error_type=type(first).__name__, error=str(first)
             )

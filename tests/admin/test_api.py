@@ -112,9 +112,9 @@ class TestInstallations:
         company_id = company(sim)
         service.install_and_sync(company_id)
         detail = service.admin.get(f"/admin/v1/installations/{company_id}").json()
-        states = {(s["stream"], s["project_id"]): s for s in detail["stream_states"]}
-        projects = states[("projects", None)]
-        assert projects["records"] == len(sim.state.project_ids(company_id))
+        projects = detail["stream_state"]["projects"]
+        assert projects["rows_in_destination"] == len(sim.state.project_ids(company_id))
+        assert [unit["project_id"] for unit in projects["units"]] == [None]
         assert projects["last_success_at"] is not None
         assert_error(service.admin.get("/admin/v1/installations/99"), 404, "not_found")
         assert_error(service.admin.get("/admin/v1/installations/abc"), 400, "validation_error")

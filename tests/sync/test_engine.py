@@ -230,11 +230,14 @@ class TestInstallationState:
         run = service.install_and_sync(company_id)
         detail = service.admin.get(f"/admin/v1/installations/{company_id}").json()
         rfis = detail["stream_state"]["rfis"]
-        assert rfis["records"] == run["streams"]["rfis"]["records_written"] > 0
+        written = run["streams"]["rfis"]["records_written"]
+        assert rfis["records_written_total"] == rfis["records_written_last_run"] == written > 0
+        assert rfis["rows_in_destination"] == written  # a first full run: one write per row
         assert rfis["projects"] == len(sim.state.project_ids(company_id))
         assert rfis["cursor"] is not None and rfis["last_success_at"] is not None
-        per_project = [s for s in detail["stream_states"] if s["stream"] == "rfis"]
-        assert sum(s["records"] for s in per_project) == rfis["records"]
+        per_project = rfis["units"]
+        assert sum(s["records_written_total"] for s in per_project) == written
+        assert "stream_states" not in detail
         assert detail["last_run"]["run_id"] == run["run_id"]
 
 
