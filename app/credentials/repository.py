@@ -201,10 +201,14 @@ async def data_key(
     """A company's wrapped data key, locked until commit: `use` keeps it from being replaced
     while a secret is sealed with it, `replace` waits for those writers.
 
-    PostgreSQL: FOR KEY SHARE (many writers at once) and FOR UPDATE; re-read after a wait, a
-    replaced key is gone (READ COMMITTED re-checks the row). SQLite has no row locks: both
-    take the database's write lock first (a no-op UPDATE), so no other writer can commit
-    between this read and this transaction's writes.
+    PostgreSQL: the company's installations row first (FOR NO KEY UPDATE), then FOR KEY SHARE
+    (many writers at once) or FOR UPDATE on the key; re-read after a wait, a replaced key is
+    gone (READ COMMITTED re-checks the row). Taking the installation first keeps one lock
+    order for every writer (installation, data key, secrets): a sync that seals a secret and
+    then updates its installation can no longer hold the key while an uninstall, holding the
+    installation, waits for it (a deadlock CI met). SQLite has no row locks: both take the
+    database's write lock first (a no-op UPDATE), so no other writer can commit between this
+    read and this transaction's writes.
     """
     statement = select(*_DATA_KEY_COLUMNS).where(DataKey.company_id == company_id)
     if lock is not None and session.get_bind().dialect.name == "sqlite":
@@ -214,10 +218,16 @@ async def data_key(
             .values(updated_at=DataKey.updated_at)  # changes nothing, not even updated_at
             .execution_options(synchronize_session=False)
         )
-    elif lock == "use":
-        statement = statement.with_for_update(read=True, key_share=True)
-    elif lock == "replace":
-        statement = statement.with_for_update()
+    elif lock is not None:
+        await session.execute(
+            select(_INSTALLATIONS.c.company_id)
+            .where(_INSTALLATIONS.c.company_id == company_id)
+            .with_for_update(key_share=True)
+        )
+        if lock == "use":
+            statement = statement.with_for_update(read=True, key_share=True)
+        else:
+            statement = statement.with_for_update()
     row = (await session.execute(statement)).first()
     return None if row is None else _data_key_record(row)
 
