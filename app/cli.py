@@ -48,6 +48,13 @@ def database_problem(exc: BaseException) -> str:
 def serve(
     host: Annotated[str, typer.Option(help="interface to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port")] = 8000,
+    admin_port: Annotated[
+        int | None,
+        typer.Option(
+            help="serve the admin API, the console and /metrics only on this port; "
+            "--port then serves only callbacks, webhooks, /livez and /readyz"
+        ),
+    ] = None,
     role: Annotated[str, typer.Option(help="all | api | worker")] = "all",
     migrate: Annotated[
         bool, typer.Option("--migrate/--no-migrate", help="apply migrations")
@@ -57,20 +64,26 @@ def serve(
     import uvicorn
 
     from app.core.logging import configure_logging
-    from app.main import Role, create_app, preflight
+    from app.main import Role, bind_socket, create_app, preflight
 
     if role not in {r.value for r in Role}:
         fail(f"--role must be all, api or worker (got {role!r})")
+    if admin_port is not None and admin_port == port:
+        fail(f"--admin-port must differ from --port (both are {port})")
     settings = settings_or_exit()
     try:
         asyncio.run(preflight(settings, migrate=migrate))
     except ConnectorError as exc:
         fail(exc.message)
     configure_logging(settings.log_level, settings.log_format)
-    app = create_app(settings, role=Role(role), migrate=False)
+    app = create_app(settings, role=Role(role), migrate=False, admin_port=admin_port)
     config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False)
     try:
-        uvicorn.Server(config).run()
+        # One server, one lifespan; with --admin-port it listens on two sockets.
+        sockets = None
+        if admin_port is not None:
+            sockets = [bind_socket(host, port), bind_socket(host, admin_port)]
+        uvicorn.Server(config).run(sockets=sockets)
     except ConnectorError as exc:
         fail(exc.message)
 

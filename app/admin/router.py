@@ -1,4 +1,8 @@
-"""The admin REST API (SPEC section 4): installations, credentials and sync runs."""
+"""The admin REST API (SPEC section 4): installations, credentials, sync runs and the audit trail.
+
+Every route checks the caller's role; every change goes through `app.admin.actions`, which the
+console uses too, and leaves an audit entry.
+"""
 
 from __future__ import annotations
 
@@ -6,15 +10,16 @@ from datetime import UTC, datetime
 from typing import Annotated
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Body, Depends, Path, Query, Response, status
+from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response, status
 
+from app.admin import actions, views
 from app.admin import responses as r
-from app.admin import uninstall, views
-from app.admin.auth import require_admin
+from app.admin.auth import Permission, Principal, api_actor, bearer, current_principal, requires
+from app.audit import service as audit
+from app.audit.schemas import Action, AuditEventView
 from app.core.errors import BadRequest
 from app.deps import RuntimeDep, SessionDep
 from app.installations import repository, service
-from app.installations.destination import rotate_signing_secret
 from app.installations.models import InstallationStatus
 from app.installations.schemas import (
     CredentialsIn,
@@ -31,7 +36,7 @@ from app.runs.schemas import SyncQueued, SyncRequest, SyncRunView
 router = APIRouter(
     prefix="/admin/v1",
     tags=["admin"],
-    dependencies=[Depends(require_admin)],
+    dependencies=[Depends(bearer), Depends(current_principal)],
     responses=r.ALWAYS,
 )
 
@@ -39,6 +44,13 @@ CompanyId = Annotated[int, Path(gt=0, lt=2**63, description="Procore company id"
 RunId = Annotated[
     str, Path(pattern=r"^[0-9A-Za-z-]{1,64}$", description="id of a sync run (a UUID)")
 ]
+Reader = Annotated[Principal, requires(Permission.read)]
+Changer = Annotated[Principal, Depends(current_principal)]
+
+
+def caller(request: Request, principal: Principal) -> actions.Caller:
+    """The principal and its audit identity for this request."""
+    return actions.Caller(principal, api_actor(request, principal))
 
 
 @router.get("/installations", response_model=list[InstallationView])
@@ -46,6 +58,7 @@ async def list_installations(
     session: SessionDep,
     rt: RuntimeDep,
     response: Response,
+    _reader: Reader,
     status_filter: Annotated[InstallationStatus | None, Query(alias="status")] = None,
     paused: Annotated[bool | None, Query(description="only paused (or unpaused) ones")] = None,
     after: Annotated[
@@ -76,7 +89,7 @@ async def list_installations(
     responses={404: r.NOT_FOUND},
 )
 async def get_installation(
-    company_id: CompanyId, session: SessionDep, rt: RuntimeDep
+    company_id: CompanyId, session: SessionDep, rt: RuntimeDep, _reader: Reader
 ) -> InstallationDetail:
     """One installation with its per-stream state (cursor, last success, records)."""
     inst = await service.require(session, company_id)
@@ -108,9 +121,16 @@ async def patch_installation(
     ],
     session: SessionDep,
     rt: RuntimeDep,
+    request: Request,
+    principal: Changer,
 ) -> InstallationView:
-    """Changes schedule, streams, destination_url or paused."""
-    inst = await service.apply_patch(session, rt, company_id, patch)
+    """Changes schedule, streams, destination_url or paused.
+
+    Pausing and resuming needs the operator role; any other change needs admin.
+    """
+    inst = await actions.patch_installation(
+        session, rt, caller(request, principal), company_id, patch
+    )
     return await views.installation_view(session, rt, inst)
 
 
@@ -121,10 +141,16 @@ async def patch_installation(
     responses={404: r.NOT_FOUND, 409: r.CONFLICT},
 )
 async def rotate_destination_signing_secret(
-    company_id: CompanyId, session: SessionDep, rt: RuntimeDep
+    company_id: CompanyId,
+    session: SessionDep,
+    rt: RuntimeDep,
+    request: Request,
+    principal: Changer,
 ) -> SigningSecretAnswer:
     """Makes a new Standard Webhooks secret for an HTTP destination; it is shown only here."""
-    secret = await rotate_signing_secret(session, rt, company_id)
+    secret = await actions.rotate_destination_secret(
+        session, rt, caller(request, principal), company_id
+    )
     return SigningSecretAnswer(company_id=company_id, signing_secret=secret)
 
 
@@ -136,6 +162,8 @@ async def rotate_destination_signing_secret(
 async def delete_installation(
     company_id: CompanyId,
     rt: RuntimeDep,
+    request: Request,
+    principal: Changer,
     purge: Annotated[
         bool, Query(description="also delete the company's synced rows from the destination")
     ] = False,
@@ -144,9 +172,9 @@ async def delete_installation(
 
     With `purge=true`, once its running sync has stopped, the company's data is purged from its
     destination (SQL rows deleted, the file folder removed, or a signed `company.purge` sent
-    to an HTTP receiver) and its remaining secrets are destroyed.
+    to an HTTP receiver) and its remaining secrets are destroyed. Needs the admin role.
     """
-    return await uninstall.uninstall_company(rt, company_id, purge=purge)
+    return await actions.uninstall(rt, caller(request, principal), company_id, purge=purge)
 
 
 @router.put(
@@ -169,13 +197,20 @@ async def put_credentials(
     ],
     session: SessionDep,
     rt: RuntimeDep,
+    request: Request,
+    principal: Changer,
 ) -> InstallationView:
     """Replaces the installation's DMSA credentials after Procore issues a token for them.
 
-    The answer never contains the secret.
+    The answer never contains the secret. Needs the admin role.
     """
-    inst = await service.replace_credentials(
-        session, rt, company_id, body.client_id, body.client_secret.get_secret_value()
+    inst = await actions.replace_credentials(
+        session,
+        rt,
+        caller(request, principal),
+        company_id,
+        body.client_id,
+        body.client_secret.get_secret_value(),
     )
     return await views.installation_view(session, rt, inst)
 
@@ -190,6 +225,8 @@ async def queue_sync(
     company_id: CompanyId,
     session: SessionDep,
     rt: RuntimeDep,
+    request: Request,
+    principal: Changer,
     body: Annotated[
         SyncRequest | None,
         Body(
@@ -200,13 +237,14 @@ async def queue_sync(
         ),
     ] = None,
 ) -> SyncQueued:
-    """Queues a run now; 409 if one is already running for that company."""
-    inst = await service.require(session, company_id)
-    service.ensure_syncable(inst)
-    run, _created = await queue.enqueue(
-        session, company_id, trigger="manual", full_refresh=bool(body and body.full_refresh)
+    """Queues a run now; 409 if one is already running for that company. Needs operator."""
+    run = await actions.queue_sync(
+        session,
+        rt,
+        caller(request, principal),
+        company_id,
+        full_refresh=bool(body and body.full_refresh),
     )
-    rt.wake_scheduler()
     return SyncQueued(run_id=run.id, status=run.status)
 
 
@@ -214,6 +252,7 @@ async def queue_sync(
 async def list_syncs(
     session: SessionDep,
     response: Response,
+    _reader: Reader,
     company_id: Annotated[int | None, Query(gt=0, lt=2**63)] = None,
     status_filter: Annotated[RunStatus | None, Query(alias="status")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
@@ -244,7 +283,7 @@ async def list_syncs(
 
 
 @router.get("/syncs/{run_id}", response_model=SyncRunView, responses={404: r.NOT_FOUND})
-async def get_sync(run_id: RunId, session: SessionDep) -> SyncRunView:
+async def get_sync(run_id: RunId, session: SessionDep, _reader: Reader) -> SyncRunView:
     """One run: status, times, per-stream records and API requests, error."""
     run = await queue.get(session, run_id)
     if run is None:
@@ -258,8 +297,47 @@ async def get_sync(run_id: RunId, session: SessionDep) -> SyncRunView:
     response_model=SyncRunView,
     responses={404: r.NOT_FOUND, 409: r.CONFLICT},
 )
-async def cancel_sync(run_id: RunId, session: SessionDep, rt: RuntimeDep) -> SyncRunView:
-    """Stops a queued or running run (a running one stops at its next page)."""
-    run = await queue.cancel(session, run_id)
-    rt.cancel_local_runs(run_id=run_id)
+async def cancel_sync(
+    run_id: RunId, session: SessionDep, rt: RuntimeDep, request: Request, principal: Changer
+) -> SyncRunView:
+    """Stops a queued or running run (a running one stops at its next page). Needs operator."""
+    run = await actions.cancel_sync(session, rt, caller(request, principal), run_id)
     return SyncRunView.of(run)
+
+
+@router.get("/audit", response_model=list[AuditEventView])
+async def list_audit(
+    session: SessionDep,
+    response: Response,
+    _reader: Reader,
+    action: Annotated[Action | None, Query(description="only this action")] = None,
+    actor: Annotated[str | None, Query(max_length=64, description="only this token name")] = None,
+    company_id: Annotated[int | None, Query(gt=0, lt=2**63)] = None,
+    before: Annotated[
+        int | None, Query(ge=1, lt=2**63, description="entry id to page before")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> list[AuditEventView]:
+    """The audit trail, newest first: token name, action, target, time, source address and
+    before/after (secrets redacted).
+
+    A full page carries `Link: <...?before=ID&limit=N>; rel="next"` to the older entries.
+    """
+    events = await audit.listing(
+        session,
+        action=action.value if action else None,
+        actor=actor,
+        company_id=company_id,
+        before_id=before,
+        limit=limit,
+    )
+    if len(events) == limit:
+        query: dict[str, str | int] = {"before": events[-1].id, "limit": limit}
+        if action is not None:
+            query["action"] = action.value
+        if actor is not None:
+            query["actor"] = actor
+        if company_id is not None:
+            query["company_id"] = company_id
+        response.headers["Link"] = f'</admin/v1/audit?{urlencode(query)}>; rel="next"'
+    return list(events)

@@ -13,6 +13,7 @@ from enum import StrEnum
 import structlog
 from sqlalchemy.exc import DBAPIError
 
+from app.alerts import service as alerts
 from app.core.database import unit_of_work, utcnow
 from app.core.logging import get_logger
 from app.core.metrics import (
@@ -236,6 +237,7 @@ class Worker:
                 "sync ended but its lease was gone; outcome not recorded", status=str(status)
             )
             return RunStatus.running
+        await alerts.after_run(self.rt, run.company_id, status, progress)
         SYNC_RUNS.labels(str(run.company_id), str(status)).inc()
         SYNC_RUN_DURATION.labels(str(status)).observe(time.monotonic() - active.started)
         self._count_records(active)
