@@ -96,8 +96,7 @@ async def resume(
     idle = now - row.last_seen_at > timedelta(seconds=settings.console_idle_seconds)
     replaced = token is None or not hmac.compare_digest(fingerprint(token), row.token_fingerprint)
     if row.expires_at <= now or idle or replaced:
-        await repository.delete_session(session, row.id_hash)
-        return SessionState.expired
+        return SessionState.expired  # the caller deletes it (`end`) outside this transaction
     assert token is not None
     if now - row.last_seen_at > TOUCH_EVERY:
         row.last_seen_at = now

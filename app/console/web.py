@@ -18,7 +18,7 @@ from app.admin.auth import GRANTS, Permission, client_ip
 from app.audit.schemas import Actor, Source
 from app.console import sessions
 from app.console.sessions import SessionState, SignedIn
-from app.core.database import utcnow
+from app.core.database import unit_of_work, utcnow
 from app.core.errors import BadRequest, ConnectorError, Forbidden
 from app.core.http import http_status
 from app.deps import RuntimeDep, SessionDep
@@ -75,11 +75,15 @@ def redirect_response(request: Request, exc: ConsoleRedirect) -> Response:
 
 async def signed_in(request: Request, session: SessionDep, rt: RuntimeDep) -> SignedIn:
     """The session of the request's cookie; otherwise off to sign-in or the expired page."""
-    state = await sessions.resume(session, rt.settings, request.cookies.get(sessions.COOKIE))
+    cookie = request.cookies.get(sessions.COOKIE)
+    state = await sessions.resume(session, rt.settings, cookie)
     if state == SessionState.missing:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         raise ConsoleRedirect(f"/console/sign-in?next={quote(target, safe='')}")
     if state == SessionState.expired:
+        # Its own transaction: the redirect rolls the request's back.
+        async with unit_of_work(rt.sessions) as cleanup:
+            await sessions.end(cleanup, cookie)
         raise ConsoleRedirect("/console/expired", clear_cookie=True)
     assert isinstance(state, SignedIn)
     return state

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import httpx
@@ -24,13 +26,16 @@ def csrf_of(page: str) -> str:
     return found.group(1)
 
 
-def console_client(base_url: str, token: str | None = None, **kwargs: Any) -> httpx.Client:
+@contextmanager
+def console_client(
+    base_url: str, token: str | None = None, **kwargs: Any
+) -> Iterator[httpx.Client]:
     """A browser-like client (cookies, no auto-redirects), signed in when given a token."""
-    client = httpx.Client(base_url=base_url, follow_redirects=False, timeout=30, **kwargs)
-    if token is not None:
-        answer = sign_in(client, token)
-        assert answer.status_code == 303, answer.text[:500]
-    return client
+    with httpx.Client(base_url=base_url, follow_redirects=False, timeout=30, **kwargs) as client:
+        if token is not None:
+            answer = sign_in(client, token)
+            assert answer.status_code == 303, answer.text[:500]
+        yield client
 
 
 def sign_in(client: httpx.Client, token: str, next_path: str = "") -> httpx.Response:
