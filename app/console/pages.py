@@ -18,11 +18,12 @@ from app.console import repository
 from app.console.web import SignedInDep, error_page, render
 from app.core.database import utcnow
 from app.core.errors import ConnectorError
+from app.credentials import service as secrets
+from app.credentials.models import SecretKind
 from app.deps import RuntimeDep, SessionDep
 from app.destinations import redact_destination_url
 from app.health.router import readiness
 from app.installations import service
-from app.installations.destination import destination_url_for
 from app.installations.models import InstallationStatus
 from app.runs import queue
 from app.runs.models import ACTIVE_STATUSES, RunStatus
@@ -88,10 +89,14 @@ async def installations(
         after=_int(after, low=0),
         limit=size,
     )
-    successes = await repository.last_successes(session, [inst.company_id for inst, _ in rows])
+    shown = [inst.company_id for inst, _ in rows]
+    successes = await repository.last_successes(session, shown)
+    # One query for the page's destinations; an installation without one uses the default.
+    urls = await secrets.get_secrets(session, rt.keyring, shown, SecretKind.destination_url)
+    default = rt.settings.destination_url.get_secret_value()
     items: list[dict[str, Any]] = []
     for inst, run in rows:
-        destination = redact_destination_url(await destination_url_for(session, rt, inst))
+        destination = redact_destination_url(urls.get(inst.company_id, default))
         items.append(
             {
                 "inst": inst,

@@ -17,6 +17,20 @@ async def get(session: AsyncSession, company_id: int, kind: str) -> StoredSecret
     )
 
 
+async def get_many(
+    session: AsyncSession, company_ids: Sequence[int], kind: str
+) -> Sequence[StoredSecret]:
+    """One kind of secret of several companies, in one query (list pages)."""
+    if not company_ids:
+        return []
+    rows = await session.scalars(
+        select(StoredSecret).where(
+            StoredSecret.company_id.in_(list(company_ids)), StoredSecret.kind == kind
+        )
+    )
+    return rows.all()
+
+
 async def delete_for_company(session: AsyncSession, company_id: int) -> int:
     """Deletes every secret of a company; returns how many rows went."""
     result = await session.execute(
