@@ -61,16 +61,17 @@ def serve(
     ] = True,
 ) -> None:
     """Run the HTTP API and/or the scheduler and sync workers."""
+    if role not in ("all", "api", "worker"):
+        fail(f"--role must be all, api or worker (got {role!r})")
+    if admin_port is not None and admin_port == port:
+        fail(f"--admin-port must differ from --port (both are {port})")
+    settings = settings_or_exit()  # before importing the app: a bad value fails fast
+
     import uvicorn
 
     from app.core.logging import configure_logging
     from app.main import Role, bind_socket, create_app, preflight
 
-    if role not in {r.value for r in Role}:
-        fail(f"--role must be all, api or worker (got {role!r})")
-    if admin_port is not None and admin_port == port:
-        fail(f"--admin-port must differ from --port (both are {port})")
-    settings = settings_or_exit()
     try:
         asyncio.run(preflight(settings, migrate=migrate))
     except ConnectorError as exc:

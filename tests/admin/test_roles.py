@@ -7,7 +7,12 @@ endpoints off the public port.
 
 from __future__ import annotations
 
+import os
 import re
+import signal
+import socket
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -299,3 +304,82 @@ class TestAdminPort:
             assert service.admin.get("/admin/v1/installations").status_code == 200
             assert service.anonymous.get("/console/sign-in").status_code == 200
             assert service.callback(install_event(9)).status_code == 202
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class TestServeCommand:
+    def test_serve_admin_port_in_a_child_process(self, database_url: str, tmp_path: Path) -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CONNECTOR_")}
+        env.update(
+            PYTHONPATH=str(REPO),
+            CONNECTOR_MODE="test",
+            CONNECTOR_DATABASE_URL=database_url,
+            CONNECTOR_ADMIN_TOKENS=",".join(ROLE_TOKENS),
+            CONNECTOR_PROCORE_API_URL="http://127.0.0.1:9",
+            CONNECTOR_PROCORE_LOGIN_URL="http://127.0.0.1:9",
+            CONNECTOR_DISCOVERY_INTERVAL_SECONDS="0",
+            CONNECTOR_DESTINATION_URL=f"sqlite:///{tmp_path / 'dest.db'}",
+        )
+        same = subprocess.run(
+            [sys.executable, "-m", "app.cli", "serve", "--port", "8123", "--admin-port", "8123"],
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert same.returncode != 0 and "--admin-port must differ" in same.stderr
+        port, admin_port = free_port(), free_port()
+        log = (tmp_path / "serve.log").open("wb")
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "app.cli",
+                "serve",
+                "--port",
+                str(port),
+                "--admin-port",
+                str(admin_port),
+            ],
+            env=env,
+            cwd=tmp_path,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            public = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=5)
+            private = httpx.Client(
+                base_url=f"http://127.0.0.1:{admin_port}",
+                headers={"Authorization": f"Bearer {VIEWER_TOKEN}"},
+                timeout=5,
+            )
+            deadline = time.monotonic() + 40
+            while True:
+                assert proc.poll() is None, (tmp_path / "serve.log").read_text()
+                try:
+                    if private.get("/livez").status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                assert time.monotonic() < deadline, (tmp_path / "serve.log").read_text()
+                time.sleep(0.1)
+            assert public.get("/livez").status_code == 200
+            assert public.get("/admin/v1/installations").status_code == 404
+            assert public.get("/metrics").status_code == 404
+            assert private.get("/admin/v1/installations").status_code == 200
+            assert private.get("/metrics").status_code == 200
+            public.close()
+            private.close()
+        finally:
+            proc.terminate()
+            # uvicorn re-raises the SIGTERM it handled once its shutdown is done.
+            assert proc.wait(timeout=30) in (0, -signal.SIGTERM)
+            log.close()
+        assert "service stopped" in (tmp_path / "serve.log").read_text()
