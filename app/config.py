@@ -14,6 +14,7 @@ from pydantic import SecretStr
 
 from app.core.settings import ENV_PREFIX, Settings, SettingsError, read_settings
 from app.destinations import validate_destination_url
+from app.destinations.policy import policy_from_settings
 from app.installations.schedules import parse_schedule
 from app.procore.catalog import parse_stream_selection
 
@@ -26,13 +27,17 @@ def _fail(field: str, error: ValueError) -> SettingsError:
 
 
 def check_domain_settings(settings: Settings) -> Settings:
-    """Checks schedule, streams and destination URL; normalises the URL. Raises SettingsError."""
+    """Checks schedule, streams and destination URL (under the destination policy: allowed
+    networks, CONNECTOR_DESTINATION_ROOT, never the service's database); normalises the URL.
+    Raises SettingsError."""
     checks: list[tuple[str, Callable[[], Any]]] = [
         ("schedule", lambda: parse_schedule(settings.schedule)),
         ("streams", lambda: parse_stream_selection(settings.streams)),
         (
             "destination_url",
-            lambda: validate_destination_url(settings.destination_url.get_secret_value()),
+            lambda: validate_destination_url(
+                settings.destination_url.get_secret_value(), policy_from_settings(settings)
+            ),
         ),
     ]
     for field, check in checks:

@@ -22,12 +22,18 @@ from typing import Any
 
 import psycopg
 
-from app.destinations import Destination, DestinationRecord, create_destination
+from app.destinations import (
+    Destination,
+    DestinationPolicy,
+    DestinationRecord,
+    create_destination,
+)
 from app.destinations.signing import generate_signing_secret
 from tests.destinations.receiver import Receiver
 
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 BASE_TIME = datetime(2024, 5, 1, tzinfo=UTC)
+ANYWHERE = DestinationPolicy.unrestricted()  # a benchmark on loopback and a scratch folder
 
 
 @dataclass(slots=True)
@@ -112,7 +118,7 @@ async def run(records_count: int, batch_size: int, postgres_url: str) -> None:
     print(f"{records_count} records in batches of {batch_size}")
     with tempfile.TemporaryDirectory(prefix="dest-bench-") as scratch:
         root = Path(scratch)
-        sqlite = create_destination(f"sqlite:///{root}/bench.db")
+        sqlite = create_destination(f"sqlite:///{root}/bench.db", policy=ANYWHERE)
         for result in await timed("SQLite", sqlite, records, batch_size, passes=2):
             print(result.line())
 
@@ -123,20 +129,27 @@ async def run(records_count: int, batch_size: int, postgres_url: str) -> None:
             url, cleanup = prepared
             try:
                 for result in await timed(
-                    "PostgreSQL", create_destination(url), records, batch_size, passes=2
+                    "PostgreSQL",
+                    create_destination(url, policy=ANYWHERE),
+                    records,
+                    batch_size,
+                    passes=2,
                 ):
                     print(result.line())
             finally:
                 await cleanup()
 
         [files] = await timed(
-            "Files (JSON lines)", create_destination(f"file://{root}/jsonl"), records, batch_size
+            "Files (JSON lines)",
+            create_destination(f"file://{root}/jsonl", policy=ANYWHERE),
+            records,
+            batch_size,
         )
         print(files.line())
         if importlib.util.find_spec("pyarrow") is not None:
             [parquet] = await timed(
                 "Files (Parquet)",
-                create_destination(f"file://{root}/parquet?format=parquet"),
+                create_destination(f"file://{root}/parquet?format=parquet", policy=ANYWHERE),
                 records,
                 batch_size,
             )
@@ -149,7 +162,7 @@ async def run(records_count: int, batch_size: int, postgres_url: str) -> None:
         try:
             [http] = await timed(
                 "HTTP push (loopback, verified)",
-                create_destination(receiver.url, signing_secret=secret),
+                create_destination(receiver.url, signing_secret=secret, policy=ANYWHERE),
                 records,
                 batch_size,
             )

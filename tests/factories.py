@@ -30,6 +30,10 @@ def make_settings(**overrides: Any) -> Settings:
         "discovery_interval_seconds": 0,
         "scheduler_tick_seconds": 0.5,
         "log_format": "json",
+        # Tests keep destinations in their temporary folders (and the default one under the
+        # working directory) and receivers on loopback; tests of the policy set their own.
+        "destination_root": "/",
+        "destination_allowed_networks": "127.0.0.0/8,::1/128",
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]

@@ -7,6 +7,7 @@ in both, and both leave the same audit entry in the transaction of the change.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -54,21 +55,28 @@ async def snapshot(session: AsyncSession, rt: Runtime, inst: Installation) -> di
     }
 
 
-def _changed(before: dict[str, Any], after: dict[str, Any]) -> tuple[dict[str, Any], ...]:
+def _changed(
+    before: dict[str, Any], after: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
     keys = [key for key in after if before.get(key) != after.get(key)]
     return {k: before.get(k) for k in keys}, {k: after.get(k) for k in keys}
 
 
 async def patch_installation(
     session: AsyncSession, rt: Runtime, caller: Caller, company_id: int, patch: InstallationPatch
-) -> Installation:
-    """Changes schedule, streams, destination or paused, as the caller's role allows."""
+) -> tuple[Installation, str | None]:
+    """Changes schedule, streams, destination or paused, as the caller's role allows.
+
+    Returns the installation and the new signing secret when the change made one (shown once).
+    """
     permission = patch_permission(patch)
     caller.principal.require(permission)
     inst = await service.require(session, company_id)
     before = await snapshot(session, rt, inst)
-    inst = await service.apply_patch(session, rt, company_id, patch)
+    inst, secret = await service.apply_patch(session, rt, company_id, patch)
     after = await snapshot(session, rt, inst)
+    if secret is not None:
+        after["signing_secret"] = "new"  # noqa: S105 - a marker, not the secret
     old, new = _changed(before, after)
     if permission == Permission.operate:
         action = Action.installation_pause if patch.paused else Action.installation_resume
@@ -83,24 +91,36 @@ async def patch_installation(
         before=old,
         after=new,
     )
-    return inst
+    return inst, secret
 
 
 async def rotate_destination_secret(
-    session: AsyncSession, rt: Runtime, caller: Caller, company_id: int
-) -> str:
-    """A new signing secret for the installation's HTTP destination (returned once)."""
+    session: AsyncSession,
+    rt: Runtime,
+    caller: Caller,
+    company_id: int,
+    *,
+    secret: str | None = None,
+    grace: timedelta | None = None,
+) -> tuple[str, datetime | None]:
+    """A new (or the operator's known) signing secret for the installation's HTTP destination;
+    returns it and until when the replaced one keeps signing."""
     caller.principal.require(Permission.configure)
-    secret = await rotate_signing_secret(session, rt, company_id)
+    made, until = await rotate_signing_secret(
+        session, rt, company_id, secret=secret, grace=grace
+    )
     await audit.record(
         session,
         caller.actor,
         Action.signing_secret_rotate,
         target=f"installation {company_id}",
         company_id=company_id,
-        after={"signing_secret": "new"},
+        after={
+            "signing_secret": "given by the operator" if secret else "new",
+            "previous_valid_until": until.isoformat() if until else None,
+        },
     )
-    return secret
+    return made, until
 
 
 async def replace_credentials(

@@ -6,7 +6,7 @@ console uses too, and leaves an audit entry.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated
 from urllib.parse import urlencode
 
@@ -25,8 +25,10 @@ from app.installations.schemas import (
     CredentialsIn,
     InstallationDetail,
     InstallationPatch,
+    InstallationPatchAnswer,
     InstallationView,
     SigningSecretAnswer,
+    SigningSecretIn,
     UninstallAnswer,
 )
 from app.runs import queue
@@ -98,7 +100,7 @@ async def get_installation(
 
 @router.patch(
     "/installations/{company_id}",
-    response_model=InstallationView,
+    response_model=InstallationPatchAnswer,
     responses={404: r.NOT_FOUND},
 )
 async def patch_installation(
@@ -123,15 +125,18 @@ async def patch_installation(
     rt: RuntimeDep,
     request: Request,
     principal: Changer,
-) -> InstallationView:
+) -> InstallationPatchAnswer:
     """Changes schedule, streams, destination_url or paused.
 
-    Pausing and resuming needs the operator role; any other change needs admin.
+    Pausing and resuming needs the operator role; any other change needs admin. When the
+    change gives an https:// destination its first signing secret, the answer shows it once
+    as `signing_secret`.
     """
-    inst = await actions.patch_installation(
+    inst, secret = await actions.patch_installation(
         session, rt, caller(request, principal), company_id, patch
     )
-    return await views.installation_view(session, rt, inst)
+    view = await views.installation_view(session, rt, inst)
+    return InstallationPatchAnswer(**view.model_dump(), signing_secret=secret)
 
 
 @router.post(
@@ -146,18 +151,27 @@ async def rotate_destination_signing_secret(
     rt: RuntimeDep,
     request: Request,
     principal: Changer,
+    body: SigningSecretIn | None = None,
 ) -> SigningSecretAnswer:
-    """Makes a new Standard Webhooks secret for an HTTP destination; it is shown only here."""
-    secret = await actions.rotate_destination_secret(
-        session, rt, caller(request, principal), company_id
+    """Replaces the Standard Webhooks secret of an HTTP destination: a new one, shown only
+    here, or the operator's known `signing_secret`. The replaced secret keeps signing beside
+    it (a second signature in `webhook-signature`) for `grace_seconds`. Needs the admin role."""
+    given = body.signing_secret.get_secret_value() if body and body.signing_secret else None
+    grace = timedelta(seconds=body.grace_seconds if body else 86_400)
+    secret, until = await actions.rotate_destination_secret(
+        session, rt, caller(request, principal), company_id, secret=given, grace=grace
     )
-    return SigningSecretAnswer(company_id=company_id, signing_secret=secret)
+    return SigningSecretAnswer(
+        company_id=company_id,
+        signing_secret=None if given else secret,
+        previous_valid_until=until,
+    )
 
 
 @router.delete(
     "/installations/{company_id}",
     response_model=UninstallAnswer,
-    responses={404: r.NOT_FOUND, 409: r.CONFLICT},
+    responses={404: r.NOT_FOUND, 409: r.CONFLICT, 503: r.UNAVAILABLE},
 )
 async def delete_installation(
     company_id: CompanyId,
@@ -170,9 +184,10 @@ async def delete_installation(
 ) -> UninstallAnswer:
     """Uninstalls: stops the schedule, cancels runs, destroys the credentials; optionally purges.
 
-    With `purge=true`, once its running sync has stopped, the company's data is purged from its
-    destination (SQL rows deleted, the file folder removed, or a signed `company.purge` sent
-    to an HTTP receiver) and its remaining secrets are destroyed. Needs the admin role.
+    With `purge=true`, once its running sync has stopped, the company's data is purged from
+    every destination it wrote to (SQL rows deleted, the file folder removed, or a signed
+    `company.purge` sent to an HTTP receiver) and its remaining secrets are destroyed. A
+    destination the policy now refuses is a 409, an unreachable one a 503. Needs the admin role.
     """
     return await actions.uninstall(rt, caller(request, principal), company_id, purge=purge)
 

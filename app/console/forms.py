@@ -201,12 +201,17 @@ def _patch(**values: str | None) -> InstallationPatch:
 async def destination(
     request: Request, company_id: int, signed: SignedInDep, session: SessionDep, rt: RuntimeDep
 ) -> Response:
-    """Points the installation at another destination (confirmed on the page before)."""
+    """Points the installation at another destination (confirmed on the page before); an
+    HTTP destination's first signing secret is shown once."""
     with as_page(signed):
         fields = await read_form(request, signed.csrf_token)
         patch = _patch(destination_url=fields.get("destination_url"))
-        await actions.patch_installation(
+        _inst, secret = await actions.patch_installation(
             session, rt, console_caller(request, signed), company_id, patch
+        )
+    if secret is not None:
+        return render(
+            request, "secret.html", {"company_id": company_id, "secret": secret}, signed=signed
         )
     return _back(company_id, "destination_saved")
 
@@ -218,7 +223,7 @@ async def signing_secret(
     """Makes a new signing secret and shows it once."""
     with as_page(signed):
         await read_form(request, signed.csrf_token)
-        secret = await actions.rotate_destination_secret(
+        secret, _until = await actions.rotate_destination_secret(
             session, rt, console_caller(request, signed), company_id
         )
     return render(

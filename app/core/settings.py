@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     Field,
+    IPvAnyNetwork,
     SecretStr,
     ValidationError,
     ValidationInfo,
@@ -151,6 +152,12 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     log_format: Literal["json", "console"] = "json"
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    # Where destinations may reach (SPEC sections 2 and 6); app.config checks the default
+    # destination against them.
+    destination_allowed_networks: Annotated[list[IPvAnyNetwork], NoDecode] = Field(
+        default_factory=list
+    )
+    destination_root: Path = DEFAULT_DATA_DIR
     # The console's sessions: signed-in for at most this long, and idle for at most this long.
     console_session_seconds: int = Field(default=8 * 3600, ge=60, le=7 * 86_400)
     console_idle_seconds: int = Field(default=1800, ge=60, le=7 * 86_400)
@@ -228,6 +235,11 @@ class Settings(BaseSettings):
     def _check_callback_secret(cls, value: SecretStr | None) -> SecretStr | None:
         return _check_whsec(value)
 
+    @field_validator("destination_allowed_networks", mode="before")
+    @classmethod
+    def _split_networks(cls, value: Any) -> Any:
+        return _csv(value)
+
     @cached_property
     def keyring(self) -> list[EncryptionKey]:
         """Parsed encryption keys, primary first (empty when none are configured)."""
@@ -253,6 +265,14 @@ class Settings(BaseSettings):
     def is_production(self) -> bool:
         """True outside demo and test mode."""
         return self.mode == "production"
+
+
+def sqlite_paths(database_url: str) -> list[Path]:
+    """The file of a SQLite database URL (none for PostgreSQL), which no destination may be."""
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+        return [Path(url.database)]
+    return []
 
 
 class SettingsError(Exception):

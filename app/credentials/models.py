@@ -17,6 +17,8 @@ class SecretKind(StrEnum):
     client_secret = "client_secret"  # noqa: S105
     destination_url = "destination_url"
     destination_signing_secret = "destination_signing_secret"  # noqa: S105
+    destination_previous_signing_secret = "destination_previous_signing_secret"  # noqa: S105
+    destination_history = "destination_history"  # the destinations written to, for purge
 
 
 class StoredSecret(Base):

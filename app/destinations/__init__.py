@@ -5,8 +5,11 @@ from app.destinations.base import (
     DestinationError,
     DestinationRejected,
     InvalidDestinationURL,
+    QuarantinedRecord,
+    WriteResult,
 )
 from app.destinations.factory import create_destination
+from app.destinations.policy import DestinationPolicy
 from app.destinations.records import DestinationRecord
 from app.destinations.signing import WebhookVerificationError, generate_signing_secret
 from app.destinations.urls import redact_destination_url, validate_destination_url
@@ -14,10 +17,13 @@ from app.destinations.urls import redact_destination_url, validate_destination_u
 __all__ = [
     "Destination",
     "DestinationError",
+    "DestinationPolicy",
     "DestinationRecord",
     "DestinationRejected",
     "InvalidDestinationURL",
+    "QuarantinedRecord",
     "WebhookVerificationError",
+    "WriteResult",
     "create_destination",
     "generate_signing_secret",
     "redact_destination_url",

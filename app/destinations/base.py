@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from types import TracebackType
 from typing import Self
@@ -22,10 +23,33 @@ class DestinationError(Exception):
 class DestinationRejected(DestinationError):
     """The receiver refused a batch for good (an HTTP 4xx other than 408 and 429)."""
 
-    def __init__(self, status: int, answer: str, *, limit: int = 500) -> None:
+    def __init__(self, status: int, answer: str, *, limit: int = 200) -> None:
         self.status = status
-        self.answer = answer if len(answer) <= limit else answer[:limit] + "…"
+        self.answer = excerpt(answer, limit)
         super().__init__(f"destination rejected the batch with HTTP {status}: {self.answer}")
+
+
+def excerpt(text: str, limit: int = 200) -> str:
+    """Returns at most `limit` characters of a foreign answer, control characters removed."""
+    cleaned = "".join(char if char.isprintable() else " " for char in text[: limit * 4])
+    cleaned = " ".join(cleaned.split())
+    return cleaned if len(cleaned) <= limit else cleaned[:limit] + "…"
+
+
+@dataclass(frozen=True, slots=True)
+class QuarantinedRecord:
+    """A record the destination could not store faithfully, kept aside with the reason."""
+
+    id: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class WriteResult:
+    """What a write did: how many records landed and which were quarantined instead."""
+
+    written: int
+    quarantined: tuple[QuarantinedRecord, ...] = field(default_factory=tuple)
 
 
 class Destination(abc.ABC):
@@ -43,8 +67,12 @@ class Destination(abc.ABC):
         records: Sequence[DestinationRecord],
         *,
         run_id: str,
-    ) -> None:
-        """Upserts one batch idempotently; returns only once the batch is durable."""
+    ) -> WriteResult:
+        """Upserts one batch idempotently; returns only once the batch is durable.
+
+        A record the destination cannot store faithfully is quarantined (kept aside for an
+        operator, with the reason) instead of failing the batch; every other record lands.
+        """
 
     @abc.abstractmethod
     async def mark_deleted(
@@ -59,8 +87,12 @@ class Destination(abc.ABC):
         """Marks those records deleted and returns how many were marked."""
 
     @abc.abstractmethod
-    async def purge(self, company_id: int) -> dict[str, int]:
-        """Removes everything synced for one company; returns what went, per stream."""
+    async def purge(self, company_id: int, streams: Collection[str]) -> dict[str, int]:
+        """Removes everything synced for one company; returns the rows that went, per stream.
+
+        `streams` names every stream the connector may have written (the catalog), so that a
+        destination touches only its own tables, never another prefix's or application's.
+        """
 
     @abc.abstractmethod
     async def finish_run(self, run_id: str, *, succeeded: bool) -> None:

@@ -1,27 +1,34 @@
 """File destination: one newline-delimited JSON (or Parquet) file per batch, written atomically.
 
-Layout: <dir>/<company_id>/<stream>/<run_id>-<seq>.jsonl and a manifest per run at
-<dir>/<company_id>/_runs/<run_id>.json. A file appears under its final name only once it is
-complete and fsynced, so a reader never sees half a file.
+Layout: <dir>/<company_id>/<stream>/<run_id>-<seq>.jsonl, a manifest per run at
+<dir>/<company_id>/_runs/<run_id>.json, and records that cannot be stored faithfully at
+<dir>/<company_id>/_quarantine/<stream>/<run_id>-<seq>.jsonl. A file appears under its final
+name only once it is complete and fsynced, so a reader never sees half a file.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import os
 import re
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from app.destinations.base import Destination
+from app.core import json_codec
+from app.destinations.base import (
+    Destination,
+    DestinationError,
+    InvalidDestinationURL,
+    WriteResult,
+)
 from app.destinations.parquet import count_parquet_rows, parquet_bytes, require_pyarrow
+from app.destinations.policy import DestinationPolicy
 from app.destinations.records import (
     DestinationRecord,
     check_run_id,
@@ -31,9 +38,12 @@ from app.destinations.records import (
     tombstone_line,
     unique_last,
 )
+from app.destinations.screening import JSON_TEXT, PARQUET, notes, quarantine_text, screen
 from app.destinations.urls import FileTarget
 
 RUNS_DIRECTORY = "_runs"
+QUARANTINE_DIRECTORY = "_quarantine"
+_NOT_STREAMS = (RUNS_DIRECTORY, QUARANTINE_DIRECTORY)
 
 
 @dataclass(slots=True)
@@ -85,10 +95,7 @@ def write_atomically(path: Path, content: bytes) -> None:
 
 
 def _jsonl_bytes(lines: list[dict[str, Any]]) -> bytes:
-    return b"".join(
-        json.dumps(line, separators=(",", ":"), ensure_ascii=False).encode("utf-8") + b"\n"
-        for line in lines
-    )
+    return b"".join(json_codec.dumps(line).encode("utf-8") + b"\n" for line in lines)
 
 
 def _count_jsonl(path: Path) -> tuple[int, int]:
@@ -96,7 +103,7 @@ def _count_jsonl(path: Path) -> tuple[int, int]:
     with path.open("rb") as handle:
         for raw in handle:
             if raw.strip():
-                if json.loads(raw).get("data") is None:
+                if json_codec.loads(raw).get("data") is None:
                     deleted += 1
                 else:
                     records += 1
@@ -106,8 +113,10 @@ def _count_jsonl(path: Path) -> tuple[int, int]:
 class FileDestination(Destination):
     """Writes each batch to its own file under <dir>/<company_id>/<stream>/."""
 
-    def __init__(self, target: FileTarget) -> None:
+    def __init__(self, target: FileTarget, *, policy: DestinationPolicy) -> None:
         self._root = target.directory
+        self._policy = policy
+        self._limits = PARQUET if target.format == "parquet" else JSON_TEXT
         self._format = target.format
         self._extension = "parquet" if target.format == "parquet" else "jsonl"
         self._normalised = target.normalised
@@ -116,32 +125,41 @@ class FileDestination(Destination):
         self._lock = asyncio.Lock()
 
     async def open(self) -> None:
-        """Creates the destination directory (and checks pyarrow for Parquet)."""
+        """Checks the directory against the policy, then creates it (and checks pyarrow)."""
         if self._format == "parquet":
             require_pyarrow()
+        try:
+            # Symlinks are resolved once here, and the real directory is used from now on.
+            self._root = self._policy.confine(self._root, "directory")
+        except InvalidDestinationURL as error:
+            raise DestinationError(str(error).removeprefix("destination_url: ")) from None
         await asyncio.to_thread(_ensure_directory, self._root)
 
-    def _file_pattern(self, run_id: str) -> re.Pattern[str]:
-        return re.compile(rf"^{re.escape(run_id)}-(\d{{6,}})\.{self._extension}$")
+    def _file_pattern(self, run_id: str, extension: str | None = None) -> re.Pattern[str]:
+        suffix = re.escape(extension or self._extension)
+        return re.compile(rf"{re.escape(run_id)}-([0-9]{{6,}})\.{suffix}")
 
-    def _last_sequence(self, directory: Path, run_id: str) -> int:
+    def _last_sequence(self, directory: Path, run_id: str, extension: str) -> int:
         # A resumed run must not overwrite the files its earlier attempt already wrote.
         if not directory.is_dir():
             return 0
-        pattern = self._file_pattern(run_id)
-        found = [int(m.group(1)) for p in directory.iterdir() if (m := pattern.match(p.name))]
+        pattern = self._file_pattern(run_id, extension)
+        found = [int(m.group(1)) for p in directory.iterdir() if (m := pattern.fullmatch(p.name))]
         return max(found, default=0)
 
-    async def _next_path(self, company_id: int, stream: str, run_id: str) -> Path:
-        directory = self._root / str(company_id) / stream
-        key = (company_id, stream, run_id)
+    async def _next_path(
+        self, company_id: int, folder: str, run_id: str, extension: str | None = None
+    ) -> Path:
+        directory = self._root / str(company_id) / folder
+        suffix = extension or self._extension
+        key = (company_id, folder, run_id)
         async with self._lock:
             if key not in self._sequences:
                 self._sequences[key] = await asyncio.to_thread(
-                    self._last_sequence, directory, run_id
+                    self._last_sequence, directory, run_id, suffix
                 )
             self._sequences[key] += 1
-            return directory / f"{run_id}-{self._sequences[key]:06d}.{self._extension}"
+            return directory / f"{run_id}-{self._sequences[key]:06d}.{suffix}"
 
     async def _write_file(
         self,
@@ -178,13 +196,34 @@ class FileDestination(Destination):
         records: Sequence[DestinationRecord],
         *,
         run_id: str,
-    ) -> None:
-        """Writes the batch as one new file; returns after it was fsynced and renamed."""
-        if not records:
-            return
+    ) -> WriteResult:
+        """Writes the batch as one new file (and a quarantine file for the records it cannot
+        store faithfully); returns after they were fsynced and renamed."""
+        kept, quarantined = screen(records, self._limits)
         synced_at = datetime.now(UTC)
-        lines = [record_line(company_id, record, synced_at) for record in unique_last(records)]
-        await self._write_file(stream, company_id, run_id, lines, deleted=0)
+        if kept:
+            lines = [record_line(company_id, record, synced_at) for record in unique_last(kept)]
+            await self._write_file(stream, company_id, run_id, lines, deleted=0)
+        if quarantined:
+            check_stream_name(stream)
+            check_run_id(run_id)
+            held = [
+                {
+                    "company_id": company_id,
+                    "stream": stream,
+                    "id": record.id,
+                    "run_id": run_id,
+                    "reason": reason,
+                    "quarantined_at": format_timestamp(synced_at),
+                    "record": quarantine_text(record.data),
+                }
+                for record, reason in quarantined
+            ]
+            path = await self._next_path(
+                company_id, f"{QUARANTINE_DIRECTORY}/{stream}", run_id, "jsonl"
+            )
+            await asyncio.to_thread(write_atomically, path, _jsonl_bytes(held))
+        return WriteResult(written=len(kept), quarantined=notes(quarantined))
 
     async def mark_deleted(
         self,
@@ -213,10 +252,10 @@ class FileDestination(Destination):
         pattern = self._file_pattern(run_id)
         files: list[WrittenFile] = []
         for stream_directory in sorted(company_directory.iterdir()):
-            if stream_directory.name == RUNS_DIRECTORY or not stream_directory.is_dir():
+            if stream_directory.name in _NOT_STREAMS or not stream_directory.is_dir():
                 continue
             for path in sorted(stream_directory.iterdir()):
-                if not pattern.match(path.name):
+                if not pattern.fullmatch(path.name):
                     continue
                 relative = f"{stream_directory.name}/{path.name}"
                 if relative in known:
@@ -268,23 +307,42 @@ class FileDestination(Destination):
                 for file in files
             ],
         }
-        content = json.dumps(manifest, indent=2, ensure_ascii=False).encode("utf-8") + b"\n"
+        content = json_codec.dumps(manifest).encode("utf-8") + b"\n"
         path = self._root / str(company_id) / RUNS_DIRECTORY / f"{run_id}.json"
         write_atomically(path, content)
 
-    async def purge(self, company_id: int) -> dict[str, int]:
-        """Deletes the company's folder (every stream's files and run manifests)."""
-        return await asyncio.to_thread(self._remove_company, company_id)
+    async def purge(self, company_id: int, streams: Collection[str]) -> dict[str, int]:
+        """Deletes the company's folder (files, quarantine, manifests); returns rows per stream.
+
+        Every folder under the company's is the connector's own, so all of it goes.
+        """
+        try:
+            return await asyncio.to_thread(self._remove_company, company_id)
+        except (OSError, ValueError) as error:
+            raise DestinationError(
+                f"{self.describe()}: purging company {company_id} failed: "
+                f"{type(error).__name__}: {error.strerror if isinstance(error, OSError) else error}"
+            ) from None
+
+    def _count_rows(self, path: Path) -> int:
+        if path.suffix == ".parquet":
+            return sum(count_parquet_rows(path))
+        with path.open("rb") as handle:
+            return sum(1 for raw in handle if raw.strip())
 
     def _remove_company(self, company_id: int) -> dict[str, int]:
         company_directory = self._root / str(company_id)
         if not company_directory.is_dir():
             return {}
-        counts = {
-            stream.name: sum(1 for item in stream.iterdir() if item.is_file())
-            for stream in company_directory.iterdir()
-            if stream.is_dir() and stream.name != RUNS_DIRECTORY
-        }
+        counts: dict[str, int] = {}
+        for stream in sorted(company_directory.iterdir()):
+            if not stream.is_dir() or stream.name in _NOT_STREAMS:
+                continue
+            counts[stream.name] = sum(
+                self._count_rows(item)
+                for item in stream.iterdir()
+                if item.is_file() and not item.name.startswith(".")
+            )
         shutil.rmtree(company_directory)
         _fsync_directory(self._root)
         return counts

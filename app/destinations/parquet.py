@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import importlib
 import io
-import json
 from datetime import datetime
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from app.core import json_codec
 from app.destinations.base import DestinationError
 
 MISSING_PYARROW = (
@@ -53,10 +53,7 @@ def parquet_bytes(lines: list[dict[str, Any]]) -> bytes:
         "deleted_at": [_timestamp(line["deleted_at"]) for line in lines],
         "synced_at": [_timestamp(line["synced_at"]) for line in lines],
         "data": [
-            None
-            if line["data"] is None
-            else json.dumps(line["data"], separators=(",", ":"), ensure_ascii=False)
-            for line in lines
+            None if line["data"] is None else json_codec.dumps(line["data"]) for line in lines
         ],
     }
     table = pa.table(columns, schema=schema)

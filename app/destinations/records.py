@@ -9,9 +9,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 # Stream names become table names and directory names, so they are kept to a safe alphabet.
-_STREAM_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+_STREAM_NAME = re.compile(r"[a-z][a-z0-9_]{0,62}")
 # Run ids become file names.
-_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+_RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
 
 def ensure_utc(value: datetime | None, field: str) -> datetime | None:
@@ -32,7 +32,7 @@ def format_timestamp(value: datetime | None) -> str | None:
 
 def check_stream_name(stream: str) -> str:
     """Returns the stream name if it is safe as a table and directory name; raises otherwise."""
-    if not _STREAM_NAME.match(stream):
+    if not _STREAM_NAME.fullmatch(stream):
         raise ValueError(
             f"stream name {stream!r} must be lower-case letters, digits and underscores, "
             "starting with a letter, at most 63 characters"
@@ -42,7 +42,7 @@ def check_stream_name(stream: str) -> str:
 
 def check_run_id(run_id: str) -> str:
     """Returns the run id if it is safe inside a file name; raises otherwise."""
-    if not _RUN_ID.match(run_id):
+    if not _RUN_ID.fullmatch(run_id):
         raise ValueError(
             f"run_id {run_id!r} must be letters, digits, '.', '_' or '-' (at most 128 characters)"
         )

@@ -1,14 +1,21 @@
-"""Standard Webhooks signing and verification (webhook-id, webhook-timestamp, webhook-signature)."""
+"""Standard Webhooks signing and verification (webhook-id, webhook-timestamp, webhook-signature).
+
+The HMAC itself is the reference `standardwebhooks` library's; this module adds strict secret
+and header parsing (a malformed header is a verification failure, never a crash) and signing
+with several secrets at once, so a receiver can roll over to a new secret without an outage.
+"""
 
 from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import hmac
 import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+
+from standardwebhooks.webhooks import Webhook
 
 SECRET_PREFIX = "whsec_"  # noqa: S105 - the public prefix, not a secret
 SIGNATURE_VERSION = "v1"
@@ -38,30 +45,38 @@ def decode_secret(secret: str) -> bytes:
     return key
 
 
-def _as_bytes(body: bytes | str) -> bytes:
-    return body.encode("utf-8") if isinstance(body, str) else body
-
-
-def _digest(key: bytes, msg_id: str, timestamp: int, body: bytes) -> bytes:
-    signed = f"{msg_id}.{timestamp}.".encode() + body
-    return hmac.new(key, signed, hashlib.sha256).digest()
+def _as_text(body: bytes | str) -> str:
+    # JSON bodies are UTF-8 (RFC 8259), and the library signs text: decoding strictly keeps
+    # the signed bytes exactly the bytes sent.
+    return body.decode("utf-8") if isinstance(body, bytes) else body
 
 
 def sign(secret: str, msg_id: str, timestamp: int, body: bytes | str) -> str:
     """Returns the webhook-signature value 'v1,<base64 HMAC-SHA256 of id.timestamp.body>'."""
-    digest = _digest(decode_secret(secret), msg_id, timestamp, _as_bytes(body))
-    return f"{SIGNATURE_VERSION},{base64.b64encode(digest).decode('ascii')}"
+    webhook = Webhook(decode_secret(secret))
+    return webhook.sign(msg_id, datetime.fromtimestamp(timestamp, UTC), _as_text(body))
 
 
 def signature_headers(
-    secret: str, msg_id: str, body: bytes | str, *, timestamp: int | None = None
+    secret: str | Sequence[str],
+    msg_id: str,
+    body: bytes | str,
+    *,
+    timestamp: int | None = None,
 ) -> dict[str, str]:
-    """Returns the three Standard Webhooks headers for a message sent now."""
+    """Returns the three Standard Webhooks headers for a message sent now.
+
+    With several secrets (the current one first, then those still in their grace period) the
+    signature header carries one space-separated `v1,` signature per secret.
+    """
     when = int(time.time()) if timestamp is None else timestamp
+    keys = [secret] if isinstance(secret, str) else list(secret)
+    if not keys:
+        raise ValueError("signing needs at least one secret")
     return {
         "webhook-id": msg_id,
         "webhook-timestamp": str(when),
-        "webhook-signature": sign(secret, msg_id, when, body),
+        "webhook-signature": " ".join(sign(key, msg_id, when, body) for key in keys),
     }
 
 
@@ -94,10 +109,13 @@ def verify(
     if timestamp > current + tolerance_seconds:
         raise WebhookVerificationError("webhook-timestamp is too far in the future")
     try:
-        key = decode_secret(secret)
+        decode_secret(secret)
     except ValueError as error:
         raise WebhookVerificationError("the verifying secret is malformed") from error
-    expected = base64.b64encode(_digest(key, msg_id, timestamp, _as_bytes(body)))
+    try:
+        expected = sign(secret, msg_id, timestamp, body).partition(",")[2].encode("ascii")
+    except UnicodeDecodeError:
+        raise WebhookVerificationError("the body is not UTF-8") from None
     candidates = signature_text.split()[:MAX_SIGNATURES]
     matched = False
     for candidate in candidates:

@@ -3,24 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Collection, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
-    JSON,
-    BigInteger,
-    Column,
     Connection,
-    DateTime,
     MetaData,
-    PrimaryKeyConstraint,
     Table,
     event,
     inspect,
-    select,
     text,
     update,
 )
@@ -28,16 +22,20 @@ from sqlalchemy import column as sa_column
 from sqlalchemy import delete as sa_delete
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy import table as sa_table
-from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, ProgrammingError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
-from sqlalchemy.schema import CreateSchema
 
 from app.core import json_codec
 from app.core.logging import scrub_text
-from app.destinations.base import Destination, DestinationError
+from app.destinations.base import (
+    Destination,
+    DestinationError,
+    InvalidDestinationURL,
+    WriteResult,
+)
+from app.destinations.policy import DestinationPolicy, resolve_allowed
 from app.destinations.records import (
     DestinationRecord,
     check_run_id,
@@ -45,11 +43,19 @@ from app.destinations.records import (
     ensure_utc,
     unique_last,
 )
+from app.destinations.screening import POSTGRESQL, SQLITE, notes, screen
+from app.destinations.sql_tables import (
+    CONTRACT_COLUMNS,
+    QUARANTINE_COLUMNS,
+    QUARANTINE_TABLE,
+    create_schema_if_missing,
+    define_quarantine_table,
+    define_stream_table,
+    quarantine_rows,
+    updated_on_conflict,
+)
 from app.destinations.urls import SQLTarget, check_table_prefix, redact_destination_url
 
-CONTRACT_COLUMNS = frozenset(
-    {"company_id", "id", "project_id", "updated_at", "deleted_at", "synced_at", "data"}
-)
 MAX_IDENTIFIER_LENGTH = 63  # PostgreSQL truncates longer names silently; refuse them instead.
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 _UPDATED_ON_CONFLICT = ("project_id", "updated_at", "deleted_at", "synced_at", "data")
@@ -75,8 +81,16 @@ def _chunks(items: Sequence[Any], size: int) -> list[Sequence[Any]]:
 class SQLDestination(Destination):
     """Upserts records into one table per stream through SQLAlchemy's async engine."""
 
-    def __init__(self, target: SQLTarget, *, table_prefix: str = "", chunk_size: int = 1000):
+    def __init__(
+        self,
+        target: SQLTarget,
+        *,
+        policy: DestinationPolicy,
+        table_prefix: str = "",
+        chunk_size: int = 1000,
+    ):
         self._target = target
+        self._policy = policy
         # The URL's own ?table_prefix= is the more specific choice, so it wins over the default.
         self._prefix = target.table_prefix or check_table_prefix(table_prefix)
         self._chunk_size = chunk_size
@@ -84,6 +98,7 @@ class SQLDestination(Destination):
         self._metadata = MetaData(schema=target.schema)
         self._ready: dict[str, Table] = {}
         self._lock = asyncio.Lock()
+        self._limits = POSTGRESQL if target.dialect == "postgresql" else SQLITE
 
     @property
     def dialect(self) -> str:
@@ -103,21 +118,36 @@ class SQLDestination(Destination):
             return
         url = self._target.url
         if self._target.dialect == "sqlite":
-            assert url.database is not None  # checked when the URL was parsed
-            await asyncio.to_thread(_make_parent_directory, url.database)
+            try:
+                path = self._policy.confine(self._target.sqlite_path, "sqlite file")
+            except InvalidDestinationURL as error:
+                raise DestinationError(str(error).removeprefix("destination_url: ")) from None
+            await asyncio.to_thread(_make_parent_directory, str(path))
             engine = create_async_engine(
-                url,
+                url.set(database=str(path)),
                 json_serializer=json_codec.dumps,
                 connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
             )
             event.listen(engine.sync_engine, "connect", _sqlite_on_connect)
         else:
-            engine = create_async_engine(url, json_serializer=json_codec.dumps, pool_pre_ping=True)
+            # Connect to the address that was checked: libpq uses hostaddr for the connection
+            # and the host name only for TLS verification, so a later DNS answer cannot move it.
+            assert url.host is not None  # checked when the URL was parsed
+            address = await resolve_allowed(self._policy, url.host, url.port or 5432)
+            engine = create_async_engine(
+                url,
+                json_serializer=json_codec.dumps,
+                pool_pre_ping=True,
+                connect_args={"hostaddr": str(address)},
+            )
         try:
             async with engine.begin() as conn:
                 await conn.execute(text("SELECT 1"))
                 if self._target.schema is not None:
                     await conn.run_sync(create_schema_if_missing, self._target.schema)
+                quarantine = self._quarantine_table()
+                if await conn.run_sync(self._has_table, quarantine.name):
+                    self._ready[quarantine.name] = quarantine
         except DBAPIError as error:
             await engine.dispose()
             raise DestinationError(
@@ -130,32 +160,15 @@ class SQLDestination(Destination):
             raise DestinationError("the SQL destination is not open; call open() first")
         return self._engine
 
-    def _define_table(self, name: str) -> Table:
-        existing = self._metadata.tables.get(
-            name if self._target.schema is None else f"{self._target.schema}.{name}"
-        )
-        if existing is not None:
-            return existing
-        return Table(
-            name,
-            self._metadata,
-            Column("company_id", BigInteger, nullable=False, autoincrement=False),
-            Column("id", BigInteger, nullable=False, autoincrement=False),
-            Column("project_id", BigInteger, nullable=True),
-            Column("updated_at", DateTime(timezone=True), nullable=True),
-            Column("deleted_at", DateTime(timezone=True), nullable=True),
-            Column("synced_at", DateTime(timezone=True), nullable=False),
-            Column("data", JSON().with_variant(JSONB(), "postgresql"), nullable=False),
-            PrimaryKeyConstraint("company_id", "id"),
-        )
-
-    def _create_or_check(self, conn: Connection, table: Table) -> None:
+    def _create_or_check(
+        self, conn: Connection, table: Table, needed: frozenset[str] = CONTRACT_COLUMNS
+    ) -> None:
         inspector = inspect(conn)
         if not inspector.has_table(table.name, schema=table.schema):
             table.create(conn)
             return
         columns = {column["name"] for column in inspector.get_columns(table.name, table.schema)}
-        missing = sorted(CONTRACT_COLUMNS - columns)
+        missing = sorted(needed - columns)
         if missing:
             raise DestinationError(
                 f"table {table.name!r} exists but lacks the connector's columns "
@@ -168,27 +181,34 @@ class SQLDestination(Destination):
         table = self._ready.get(name)
         if table is not None:
             return table
+        return await self._ensure(define_stream_table(self._metadata, name), CONTRACT_COLUMNS)
+
+    async def _ensure(self, table: Table, needed: frozenset[str]) -> Table:
         engine = self._engine_or_fail()
         async with self._lock:
-            table = self._ready.get(name)
-            if table is not None:
-                return table
-            table = self._define_table(name)
+            if table.name in self._ready:
+                return self._ready[table.name]
             try:
                 async with engine.begin() as conn:
-                    await conn.run_sync(self._create_or_check, table)
+                    await conn.run_sync(self._create_or_check, table, needed)
             except (IntegrityError, OperationalError, ProgrammingError):
                 # Another process created the same table between our check and our CREATE.
                 async with engine.begin() as conn:
-                    await conn.run_sync(self._create_or_check, table)
-            self._ready[name] = table
+                    await conn.run_sync(self._create_or_check, table, needed)
+            self._ready[table.name] = table
             return table
 
-    async def purge(self, company_id: int) -> dict[str, int]:
-        """Deletes the company's rows from every contract table of this destination."""
+    def _quarantine_table(self) -> Table:
+        return define_quarantine_table(self._metadata, self._prefix + QUARANTINE_TABLE)
+
+    def _has_table(self, conn: Connection, name: str) -> bool:
+        return bool(inspect(conn).has_table(name, schema=self._target.schema))
+
+    async def purge(self, company_id: int, streams: Collection[str]) -> dict[str, int]:
+        """Deletes the company's rows from this prefix's stream tables and quarantine table."""
         engine = self._engine_or_fail()
         async with self._translated("purging a company"), engine.begin() as conn:
-            return await conn.run_sync(self._delete_company, company_id)
+            return await conn.run_sync(self._delete_company, company_id, sorted(streams))
 
     @asynccontextmanager
     async def _translated(self, action: str) -> AsyncIterator[None]:
@@ -203,19 +223,27 @@ class SQLDestination(Destination):
                 f"{scrub_text(reason)}"
             ) from None
 
-    def _delete_company(self, conn: Connection, company_id: int) -> dict[str, int]:
-        schema, prefix = self._target.schema, self._target.table_prefix
+    def _delete_company(
+        self, conn: Connection, company_id: int, streams: list[str]
+    ) -> dict[str, int]:
+        schema = self._target.schema
         inspector = sa_inspect(conn)
+        existing = set(inspector.get_table_names(schema=schema))
+        # Only this prefix's tables of known streams (a `b_rfis` is not the un-prefixed
+        # `rfis`), and only if they have the contract's columns: others are someone else's.
+        wanted = {self.table_name(stream): (stream, CONTRACT_COLUMNS) for stream in streams}
+        wanted[self._prefix + QUARANTINE_TABLE] = ("", QUARANTINE_COLUMNS)
         deleted: dict[str, int] = {}
-        for name in sorted(inspector.get_table_names(schema=schema)):
+        for name, (stream, needed) in sorted(wanted.items()):
+            if name not in existing:
+                continue
             columns = {column["name"] for column in inspector.get_columns(name, schema=schema)}
-            # Only tables this destination made (prefix and contract columns); others are
-            # another application's.
-            if not name.startswith(prefix) or not columns >= CONTRACT_COLUMNS:
+            if not columns >= needed:
                 continue
             table = sa_table(name, sa_column("company_id"), schema=schema)
             result = conn.execute(sa_delete(table).where(table.c.company_id == company_id))
-            deleted[name[len(prefix) :]] = int(result.rowcount or 0)
+            if stream:
+                deleted[stream] = int(result.rowcount or 0)
         return deleted
 
     def _timestamp(self, value: datetime | None) -> datetime | None:
@@ -224,12 +252,12 @@ class SQLDestination(Destination):
         # SQLite has no time zones: store naive UTC so the ISO text is the same for everyone.
         return value.astimezone(UTC).replace(tzinfo=None)
 
-    def _upsert(self, table: Table) -> Any:
+    def _upsert(self, table: Table, updated: Sequence[str], key: Sequence[str]) -> Any:
         insert = postgresql_insert if self._target.dialect == "postgresql" else sqlite_insert
         statement = insert(table)
         return statement.on_conflict_do_update(
-            index_elements=[table.c.company_id, table.c.id],
-            set_={name: statement.excluded[name] for name in _UPDATED_ON_CONFLICT},
+            index_elements=[table.c[name] for name in key],
+            set_={name: statement.excluded[name] for name in updated},
         )
 
     async def write(
@@ -239,19 +267,31 @@ class SQLDestination(Destination):
         records: Sequence[DestinationRecord],
         *,
         run_id: str,
-    ) -> None:
-        """Upserts the batch in one transaction; returns after it committed."""
+    ) -> WriteResult:
+        """Upserts the batch and its quarantined records in one transaction, then returns."""
         check_run_id(run_id)
+        kept, quarantined = screen(records, self._limits)
         async with self._translated(f"writing {stream}"):
-            await self._write(stream, company_id, records)
+            await self._write(stream, company_id, kept, quarantined, run_id)
+        return WriteResult(written=len(kept), quarantined=notes(quarantined))
 
     async def _write(
-        self, stream: str, company_id: int, records: Sequence[DestinationRecord]
+        self,
+        stream: str,
+        company_id: int,
+        records: Sequence[DestinationRecord],
+        quarantined: Sequence[tuple[DestinationRecord, str]],
+        run_id: str,
     ) -> None:
         table = await self.ensure_table(stream)
-        if not records:
+        if not records and not quarantined:
             return
         synced_at = self._timestamp(datetime.now(UTC))
+        aside = self._ready.get(self._prefix + QUARANTINE_TABLE)
+        if quarantined:
+            aside = await self._ensure(self._quarantine_table(), QUARANTINE_COLUMNS)
+        held = quarantine_rows(company_id, stream, run_id, quarantined, synced_at)
+        landed = sorted({str(record.id) for record in records})
         # ON CONFLICT cannot touch one row twice in a statement, so keep each id's last version.
         rows = [
             {
@@ -265,10 +305,23 @@ class SQLDestination(Destination):
             }
             for record in unique_last(records)
         ]
-        statement = self._upsert(table)
+        statement = self._upsert(table, _UPDATED_ON_CONFLICT, ("company_id", "id"))
         async with self._engine_or_fail().begin() as conn:
             for chunk in _chunks(rows, self._chunk_size):
                 await conn.execute(statement, list(chunk))
+            if aside is not None and landed:
+                # A record that lands after being quarantined leaves the quarantine.
+                for ids in _chunks(landed, self._chunk_size):
+                    await conn.execute(
+                        sa_delete(aside).where(
+                            aside.c.company_id == company_id,
+                            aside.c.stream == stream,
+                            aside.c.record_id.in_(list(ids)),
+                        )
+                    )
+            if aside is not None and held:
+                key = ("company_id", "stream", "record_id")
+                await conn.execute(self._upsert(aside, updated_on_conflict(), key), held)
 
     async def mark_deleted(
         self,
@@ -326,13 +379,3 @@ class SQLDestination(Destination):
             details.append(f"schema {self._target.schema!r}")
         suffix = f" ({', '.join(details)})" if details else ""
         return f"SQL tables in {redact_destination_url(self._target.normalised)}{suffix}"
-
-
-def create_schema_if_missing(conn: Connection, schema: str) -> None:
-    """Creates a PostgreSQL schema unless it exists (checked first: CREATE needs a privilege)."""
-    exists = conn.execute(
-        select(text("1")).select_from(text("pg_namespace")).where(text("nspname = :schema")),
-        {"schema": schema},
-    ).first()
-    if exists is None:
-        conn.execute(CreateSchema(schema, if_not_exists=True))

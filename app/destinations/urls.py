@@ -6,13 +6,14 @@ import importlib.util
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
 from app.destinations.base import InvalidDestinationURL
+from app.destinations.policy import DestinationPolicy, parse_ip
 
 SUPPORTED = "use sqlite:///, postgresql://, file:/// or https://"
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
@@ -28,7 +29,32 @@ _POSTGRES_DRIVERS = {
     "psycopg2": "psycopg",
     "asyncpg": "psycopg",
 }
-_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
+_IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]*")
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*")
+_HOST_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,62})(?:\.[A-Za-z0-9-]{1,63})*\.?")
+# libpq options a destination URL may carry. Others are refused: `host`/`hostaddr` would send
+# the connection elsewhere than the checked host, and `service`, `passfile`, `sslcert`,
+# `sslkey`, `sslrootcert` (other than `system`) or `options` read the service's files or
+# change the server's settings.
+_LIBPQ_OPTIONS = frozenset(
+    {
+        "sslmode",
+        "sslrootcert",
+        "sslnegotiation",
+        "channel_binding",
+        "require_auth",
+        "gssencmode",
+        "connect_timeout",
+        "application_name",
+        "keepalives",
+        "keepalives_idle",
+        "keepalives_interval",
+        "keepalives_count",
+        "tcp_user_timeout",
+        "user",
+        "password",
+    }
+)
 _SECRET_KEY = re.compile(
     r"pass|pwd|secret|token|key|sig|auth|credential|code|session", re.IGNORECASE
 )
@@ -44,6 +70,12 @@ class SQLTarget:
     table_prefix: str
     schema: str | None
     normalised: str
+
+    @property
+    def sqlite_path(self) -> Path:
+        """The SQLite database file (only for dialect 'sqlite')."""
+        assert self.url.database is not None
+        return Path(self.url.database)
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +93,8 @@ class HTTPTarget:
 
     url: str
     normalised: str
+    host: str = ""
+    port: int = 443
 
 
 Target = SQLTarget | FileTarget | HTTPTarget
@@ -71,7 +105,7 @@ def _fail(message: str) -> InvalidDestinationURL:
 
 
 def _check_identifier(name: str, value: str) -> str:
-    if not _IDENTIFIER.match(value) or len(value) > MAX_PREFIX_LENGTH:
+    if not _IDENTIFIER.fullmatch(value) or len(value) > MAX_PREFIX_LENGTH:
         raise _fail(
             f"{name} must be lower-case letters, digits and underscores "
             f"(at most {MAX_PREFIX_LENGTH} characters), got {value!r}"
@@ -83,7 +117,7 @@ def check_table_prefix(prefix: str) -> str:
     """Returns the table prefix if it is a safe identifier ('' allowed); raises otherwise."""
     if not prefix:
         return ""
-    if not _IDENTIFIER.match(prefix) or len(prefix) > MAX_PREFIX_LENGTH:
+    if not _IDENTIFIER.fullmatch(prefix) or len(prefix) > MAX_PREFIX_LENGTH:
         raise ValueError(
             f"table_prefix must be lower-case letters, digits and underscores "
             f"(at most {MAX_PREFIX_LENGTH} characters), got {prefix!r}"
@@ -111,6 +145,8 @@ def _parse_sql(text: str, scheme: str) -> SQLTarget:
             raise _fail(f"unsupported SQLite driver {driver!r}; use sqlite:///path.db")
         if not url.database or url.database == ":memory:" or url.database.startswith("file:"):
             raise _fail("sqlite needs a file path, e.g. sqlite:///data/warehouse.db")
+        if "\x00" in url.database:
+            raise _fail("the sqlite path must not contain NUL characters")
         if schema is not None:
             raise _fail("schema is only supported on PostgreSQL; use table_prefix on SQLite")
         if query:
@@ -124,6 +160,7 @@ def _parse_sql(text: str, scheme: str) -> SQLTarget:
     elif backend == "postgresql":
         if driver not in _POSTGRES_DRIVERS:
             raise _fail(f"unsupported PostgreSQL driver {driver!r}; use postgresql://")
+        _check_postgres(url.host, query)
         async_url = url.set(drivername="postgresql+psycopg", query=query)
         dialect = "postgresql"
         canonical = "postgresql" if not driver else f"postgresql+{driver}"
@@ -131,6 +168,21 @@ def _parse_sql(text: str, scheme: str) -> SQLTarget:
         raise _fail(f"unsupported scheme {scheme!r}; {SUPPORTED}")
     normalised = url.set(drivername=canonical).render_as_string(hide_password=False)
     return SQLTarget(async_url, dialect, table_prefix, schema, normalised)
+
+
+def _check_postgres(host: str | None, query: dict[str, Any]) -> None:
+    if not host:
+        raise _fail("postgresql URLs need a host, e.g. postgresql://user@db.example.com/warehouse")
+    if not (_HOST_NAME.fullmatch(host) or parse_ip(host) is not None):
+        raise _fail("the PostgreSQL host must be one host name or IP address")
+    for name in sorted(query):
+        if name not in _LIBPQ_OPTIONS:
+            raise _fail(
+                f"unsupported query parameter {name!r} for postgresql (supported: schema, "
+                f"table_prefix, {', '.join(sorted(_LIBPQ_OPTIONS))})"
+            )
+    if query.get("sslrootcert", "system") != "system":
+        raise _fail("sslrootcert may only be 'system' (the system's CA certificates)")
 
 
 def _parse_file(text: str) -> FileTarget:
@@ -142,6 +194,10 @@ def _parse_file(text: str) -> FileTarget:
     path = unquote(parts.path)
     if not path.startswith("/"):
         raise _fail("file URLs need an absolute path, e.g. file:///var/lib/connector")
+    if "\x00" in path:
+        raise _fail("file paths must not contain NUL characters")
+    if not path.strip("/"):
+        raise _fail("file:/// is the file system's root; name a folder, e.g. file:///srv/out")
     if parts.fragment:
         raise _fail("file URLs must not contain a fragment")
     query = dict(parse_qsl(parts.query, keep_blank_values=True))
@@ -187,7 +243,8 @@ def _parse_http(text: str, scheme: str) -> HTTPTarget:
     host_port = host_text if port is None else f"{host_text}:{port}"
     netloc_text = f"{netloc[0]}@{host_port}" if netloc[1] else host_port
     normalised = urlunsplit((scheme, netloc_text, parts.path or "/", parts.query, ""))
-    return HTTPTarget(normalised, normalised)
+    default_port = 443 if scheme == "https" else 80
+    return HTTPTarget(normalised, normalised, host, default_port if port is None else port)
 
 
 def parse_destination_url(url: str) -> Target:
@@ -202,7 +259,7 @@ def parse_destination_url(url: str) -> Target:
     if any(char.isspace() or ord(char) < 32 or ord(char) == 127 for char in text):
         raise _fail("must not contain spaces or control characters")
     scheme_text, sep, _ = text.partition(":")
-    if not sep or not re.match(r"^[A-Za-z][A-Za-z0-9+.-]*$", scheme_text):
+    if not sep or not _SCHEME.fullmatch(scheme_text):
         raise _fail(f"not a URL (no scheme); {SUPPORTED}")
     scheme = scheme_text.lower()
     text = scheme + text[len(scheme_text) :]
@@ -216,9 +273,28 @@ def parse_destination_url(url: str) -> Target:
     raise _fail(f"unsupported scheme {scheme!r}; {SUPPORTED}")
 
 
-def validate_destination_url(url: str) -> str:
-    """Returns the normalised destination URL or raises InvalidDestinationURL."""
-    return parse_destination_url(url).normalised
+def check_policy(target: Target, policy: DestinationPolicy) -> None:
+    """Raises InvalidDestinationURL when the URL as written breaks the policy (no DNS lookup)."""
+    if isinstance(target, SQLTarget):
+        if target.dialect == "sqlite":
+            policy.confine(target.sqlite_path, "sqlite file")
+        elif target.url.host:
+            policy.check_host_text(target.url.host)
+    elif isinstance(target, FileTarget):
+        policy.confine(target.directory, "directory")
+    else:
+        policy.check_host_text(target.host)
+
+
+def validate_destination_url(url: str, policy: DestinationPolicy | None = None) -> str:
+    """Returns the normalised destination URL or raises InvalidDestinationURL.
+
+    With a policy, the host as written and the path must also be allowed by it.
+    """
+    target = parse_destination_url(url)
+    if policy is not None:
+        check_policy(target, policy)
+    return target.normalised
 
 
 def _redact_query(query: str) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.core.errors import Conflict, NotFound
+from app.core.errors import BadRequest, Conflict, NotFound
 
 
 class InstallationNotFound(NotFound):
@@ -15,3 +15,10 @@ class InstallationNotSyncable(Conflict):
 
 class NotAnHTTPDestination(Conflict):
     """The installation does not push to an HTTP destination."""
+
+
+class InvalidSigningSecret(BadRequest):
+    """A signing secret given by an operator is not `whsec_` + base64 of 24 to 64 bytes."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, details=[{"field": "signing_secret"}])

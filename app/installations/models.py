@@ -45,6 +45,9 @@ class Installation(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     uninstalled_at: Mapped[datetime | None]
     version: Mapped[int] = mapped_column(Integer, default=1)
+    # Bumped when the destination changes; a run started before fences itself at its next
+    # checkpoint, so it can never advance cursors that belong to the old destination.
+    destination_generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     def health_add(self, counts: dict[str, int]) -> None:
         """Adds Integration Health counts (401/403/404/429/missing header) to the running totals."""

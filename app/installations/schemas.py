@@ -111,6 +111,16 @@ class InstallationView(BaseModel):
     last_run: RunSummary | None
 
 
+class InstallationPatchAnswer(InstallationView):
+    """The installation after a PATCH, with a new signing secret if the change made one."""
+
+    signing_secret: str | None = Field(
+        default=None,
+        description="set only when this change gave an https:// destination a new signing "
+        "secret; shown once, stored encrypted, never shown again",
+    )
+
+
 class StreamStateView(BaseModel):
     """Per-stream (and per-project) sync state of an installation."""
 
@@ -175,8 +185,32 @@ class UninstallAnswer(BaseModel):
     )
 
 
+class SigningSecretIn(BaseModel):
+    """An operator's known signing secret and how long the replaced one keeps signing."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    signing_secret: Annotated[SecretStr | None, Printable] = Field(
+        default=None,
+        max_length=200,
+        description="write-only: `whsec_` + base64 of 24 to 64 bytes; omitted, one is made",
+    )
+    grace_seconds: StrictInt = Field(
+        default=86_400,
+        ge=0,
+        le=30 * 86_400,
+        description="how long the replaced secret still signs beside the new one",
+    )
+
+
 class SigningSecretAnswer(BaseModel):
     """A new destination signing secret: shown once, stored encrypted, never shown again."""
 
     company_id: int
-    signing_secret: str
+    signing_secret: str | None = Field(
+        description="the secret made by the service, shown only here; null when the operator "
+        "gave it"
+    )
+    previous_valid_until: datetime | None = Field(
+        default=None, description="until when the replaced secret is sent as a second signature"
+    )

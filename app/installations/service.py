@@ -19,6 +19,7 @@ from app.core.logging import get_logger
 from app.credentials import service as secrets
 from app.credentials.models import SecretKind
 from app.destinations import InvalidDestinationURL, validate_destination_url
+from app.destinations.policy import policy_from_settings
 from app.installations import repository
 from app.installations.destination import destination_url_for, ensure_signing_secret
 from app.installations.errors import InstallationNotFound, InstallationNotSyncable
@@ -214,6 +215,16 @@ async def record_missing_projects(
     return True
 
 
+async def fence_holds(session: AsyncSession, company_id: int, generation: int) -> bool:
+    """Whether a run that started at this destination generation may still save progress.
+
+    Locks the installation row until the caller's transaction ends, so a destination change
+    (which locks it too) cannot slip between this check and the checkpoint it guards.
+    """
+    inst = await repository.get(session, company_id, for_update=True)
+    return inst is not None and (inst.destination_generation or 0) == generation
+
+
 async def mark_credentials_invalid(session: AsyncSession, company_id: int, error: str) -> None:
     """Procore rejected the installation's credentials: no runs until they are replaced."""
     inst = await repository.get(session, company_id)
@@ -257,8 +268,13 @@ def credentials_source(inst: Installation, rt: Runtime) -> Literal["installation
 
 async def apply_patch(
     session: AsyncSession, rt: Runtime, company_id: int, patch: InstallationPatch
-) -> Installation:
-    """Changes schedule, streams, destination or paused; validates each value first."""
+) -> tuple[Installation, str | None]:
+    """Changes schedule, streams, destination or paused; validates each value first.
+
+    Returns the installation and, when the change gave an HTTP destination its first signing
+    secret, that secret (to be shown once).
+    """
+    new_secret = None
     inst = await repository.get(session, company_id, for_update=True)
     if inst is None:
         raise InstallationNotFound(f"no installation for company {company_id}")
@@ -282,23 +298,27 @@ async def apply_patch(
         inst.streams = "all" if raw.strip() == "all" else ",".join(names)
     if patch.destination_url is not None:
         try:
-            url = validate_destination_url(patch.destination_url.get_secret_value())
+            url = validate_destination_url(
+                patch.destination_url.get_secret_value(), policy_from_settings(rt.settings)
+            )
         except InvalidDestinationURL as exc:
             message = str(exc)
             if not message.startswith("destination_url"):
                 message = f"destination_url: {message}"
             raise BadRequest(message, details=[{"field": "destination_url"}]) from None
         if url != await destination_url_for(session, rt, inst):
-            # A new destination gets everything, not just what changes from now on.
+            # A new destination gets everything, not just what changes from now on; a run
+            # still writing to the old one stops at its next checkpoint (see fence_holds).
             await state_repo.reset(session, company_id)
+            inst.destination_generation = (inst.destination_generation or 0) + 1
         await secrets.put_secret(session, rt.keyring, company_id, SecretKind.destination_url, url)
-        await ensure_signing_secret(session, rt, company_id, url)
+        new_secret = await ensure_signing_secret(session, rt, company_id, url)
     if patch.paused is not None:
         inst.paused = patch.paused
         if not patch.paused and inst.next_run_at is None:
             inst.next_run_at = parse_schedule(inst.schedule).next_run(utcnow(), company_id)
     await session.flush()
-    return inst
+    return inst, new_secret
 
 
 def ensure_syncable(inst: Installation) -> None:

@@ -13,6 +13,15 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, TypeAdapter, model_validator
 
+MAX_LISTED_QUARANTINED = 20
+
+
+class QuarantinedNote(BaseModel):
+    """A record the destination kept aside (quarantined) instead of storing it, and why."""
+
+    id: int
+    reason: str
+
 
 class StreamStats(BaseModel):
     """Per-stream figures of a run: kept with the run record and shown by the admin API."""
@@ -29,6 +38,10 @@ class StreamStats(BaseModel):
     error: str | None = None
     delete_guard: str | None = None
     note: str | None = None
+    quarantined: list[QuarantinedNote] = Field(
+        default_factory=list,
+        description=f"the first {MAX_LISTED_QUARANTINED} records skipped by the destination",
+    )
     _started: float | None = PrivateAttr(default=None)
 
     def start(self) -> None:

@@ -8,7 +8,8 @@ import functools
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.database import unit_of_work, utcnow
-from app.destinations import create_destination
+from app.destinations import InvalidDestinationURL, create_destination
+from app.destinations.policy import policy_from_settings
 from app.installations import destination
 from app.installations import service as installations
 from app.installations.models import InstallationStatus
@@ -17,7 +18,7 @@ from app.runs import queue
 from app.runs.models import SyncRun
 from app.runs.progress import RunProgress
 from app.runtime import Runtime
-from app.sync.context import RunContext, RunSpec
+from app.sync.context import RunContext, RunFenced, RunSpec
 
 
 class FatalRunError(Exception):
@@ -34,8 +35,12 @@ async def build_spec(rt: Runtime, run: SyncRun) -> RunSpec:
             raise FatalRunError(f"installation {run.company_id} is {inst.status}")
         creds = await installations.credentials_for(session, rt, inst)
         url = await destination.destination_url_for(session, rt, inst)
-        signing = await destination.signing_secret_for(session, rt, inst.company_id)
+        signing, previous_secrets = await destination.signing_secrets(
+            session, rt.keyring, inst.company_id
+        )
         streams = parse_stream_selection(inst.streams)
+        # Before the first write, so that a purge finds this destination whatever happens.
+        await destination.remember_destination(session, rt.keyring, inst.company_id, url)
     previous = run.progress
     return RunSpec(
         run_id=run.id,
@@ -43,11 +48,13 @@ async def build_spec(rt: Runtime, run: SyncRun) -> RunSpec:
         creds=creds,
         destination_url=url,
         signing_secret=signing,
+        previous_signing_secrets=tuple(previous_secrets),
         streams=streams,
         full_refresh=run.full_refresh,
         # A resumed run keeps the window it started with, so its filters and cursors line up.
         window_end=previous.window_end or run.started_at or utcnow(),
         previous=previous,
+        destination_generation=inst.destination_generation or 0,
     )
 
 
@@ -57,12 +64,28 @@ def make_context(rt: Runtime, spec: RunSpec, stop: asyncio.Event) -> RunContext:
     async def save_progress(session: AsyncSession, progress: RunProgress, *, run_id: str) -> None:
         await queue.save_progress(session, run_id, progress)
 
+    try:
+        target = create_destination(
+            spec.destination_url,
+            policy=policy_from_settings(rt.settings),
+            http=rt.http,
+            signing_secret=spec.signing_secret,
+            previous_signing_secrets=spec.previous_signing_secrets,
+        )
+    except InvalidDestinationURL as exc:  # e.g. the destination policy changed since
+        raise FatalRunError(str(exc)) from None
+
+    async def guard(session: AsyncSession) -> None:
+        if not await installations.fence_holds(
+            session, spec.company_id, spec.destination_generation
+        ):
+            raise RunFenced("the destination changed during the run")
+
     return RunContext(
         rt=rt,
         spec=spec,
-        destination=create_destination(
-            spec.destination_url, http=rt.http, signing_secret=spec.signing_secret
-        ),
+        destination=target,
         save_progress=functools.partial(save_progress, run_id=spec.run_id),
+        guard=guard,
         stop=stop,
     )

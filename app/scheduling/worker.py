@@ -32,7 +32,7 @@ from app.runs.queue import Lease
 from app.runtime import Runtime
 from app.scheduling.runspec import FatalRunError, build_spec, make_context
 from app.sync import engine
-from app.sync.context import RunCancelled, RunContext
+from app.sync.context import RunCancelled, RunContext, RunFenced
 
 log = get_logger(__name__)
 
@@ -60,6 +60,7 @@ class ActiveRun:
     task: asyncio.Task[RunStatus] | None = None
     records_counted: bool = False
     resume_at: datetime | None = None
+    requeue: str | None = None  # trigger of a run to queue once this one is recorded
 
     def request_stop(self, reason: StopReason) -> None:
         """Asks the run to stop at its next page; the first reason wins."""
@@ -151,6 +152,11 @@ class Worker:
                 spec = await build_spec(self.rt, run)
                 active.ctx = make_context(self.rt, spec, active.stop)
                 status, error = await engine.execute(active.ctx)
+            except RunFenced:
+                # Its checkpoints were reset with the destination: the next run copies everything
+                # to the new destination, and it is queued now rather than at the next slot.
+                status, error = RunStatus.cancelled, "destination changed during the run"
+                active.requeue = "destination_change"
             except RunCancelled:
                 status, error = RunStatus.cancelled, "cancelled; checkpoints kept"
             except AppNotConnectedError as exc:
@@ -237,6 +243,10 @@ class Worker:
                 "sync ended but its lease was gone; outcome not recorded", status=str(status)
             )
             return RunStatus.running
+        if active.requeue:
+            async with unit_of_work(self.rt.sessions) as session:
+                await queue.enqueue(session, run.company_id, trigger=active.requeue)
+            self.rt.wake_scheduler()
         await alerts.after_run(self.rt, run.company_id, status, progress)
         SYNC_RUNS.labels(str(run.company_id), str(status)).inc()
         SYNC_RUN_DURATION.labels(str(status)).observe(time.monotonic() - active.started)

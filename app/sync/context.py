@@ -13,17 +13,44 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.destinations import Destination
+from app.destinations import Destination, WriteResult
 from app.procore import ProcoreCredentials, RequestStats
-from app.runs.progress import PendingDelete, RunProgress, StreamStats
+from app.runs.progress import (
+    MAX_LISTED_QUARANTINED,
+    PendingDelete,
+    QuarantinedNote,
+    RunProgress,
+    StreamStats,
+)
 from app.runtime import Runtime
 
 # Stores a run's progress in the caller's transaction (the one that saves a checkpoint).
 SaveProgress = Callable[[AsyncSession, RunProgress], Awaitable[None]]
+# Raises RunFenced, in the caller's transaction, when the run may no longer save state.
+Guard = Callable[[AsyncSession], Awaitable[None]]
+
+
+async def _no_fence(_session: AsyncSession) -> None:
+    return None
+
+
+def count_write(stats: StreamStats, result: WriteResult) -> None:
+    """Adds a destination write to a stream's figures: records written, and the quarantined
+    ones as skipped (the first few listed with their id and reason)."""
+    stats.records_written += result.written
+    stats.records_skipped += len(result.quarantined)
+    room = max(0, MAX_LISTED_QUARANTINED - len(stats.quarantined))
+    stats.quarantined.extend(
+        QuarantinedNote(id=item.id, reason=item.reason) for item in result.quarantined[:room]
+    )
 
 
 class RunCancelled(Exception):
     """The run was asked to stop (cancel, lease lost, shutdown); checkpoints are kept."""
+
+
+class RunFenced(RunCancelled):
+    """The installation's destination changed under the run: it must save nothing more."""
 
 
 @dataclass(frozen=True)
@@ -39,6 +66,9 @@ class RunSpec:
     full_refresh: bool
     window_end: datetime
     previous: RunProgress = field(default_factory=RunProgress)
+    destination_generation: int = 0
+    # Replaced signing secrets still in their grace period: each push is signed with them too.
+    previous_signing_secrets: tuple[str, ...] = ()
 
 
 @dataclass
@@ -49,6 +79,7 @@ class RunContext:
     spec: RunSpec
     destination: Destination
     save_progress: SaveProgress
+    guard: Guard = _no_fence
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     stats: dict[str, StreamStats] = field(default_factory=dict)
     requests: RequestStats = field(default_factory=RequestStats)

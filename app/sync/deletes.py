@@ -47,6 +47,7 @@ async def apply(ctx: RunContext) -> None:
                 )
             if item.new_known_ids is not None and not verdict:
                 async with unit_of_work(ctx.rt.sessions) as session:
+                    await ctx.guard(session)
                     row = await state_repo.load(session, ctx.company_id, stream, item.project_id)
                     row.known_ids = item.new_known_ids
                     row.last_full_at = now

@@ -235,6 +235,7 @@ async def read_projects(ctx: RunContext) -> None:
     ctx.missing_projects = sorted(known - set(current))
     ctx.projects_listed = True
     async with unit_of_work(ctx.rt.sessions) as session:
+        await ctx.guard(session)
         row = await state_repo.load(session, ctx.company_id, "projects", None)
         row.known_ids = sorted(known.union(current))
         if selected:

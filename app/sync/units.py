@@ -26,7 +26,7 @@ from app.procore import (
 from app.procore.catalog import Cursor, Deletes, Stream
 from app.runs import state as state_repo
 from app.runs.progress import Checkpoint, DoneCheckpoint, PendingDelete
-from app.sync.context import RunContext
+from app.sync.context import RunContext, count_write
 from app.sync.records import deleted_at_of, record_id, to_destination
 
 
@@ -188,8 +188,10 @@ class UnitDriver:
         self.stats.records_read += len(records)
         self.stats.records_skipped += skipped
         if batch:
-            await ctx.destination.write(self.stream.name, ctx.company_id, batch, run_id=ctx.run_id)
-            self.stats.records_written += len(batch)
+            result = await ctx.destination.write(
+                self.stream.name, ctx.company_id, batch, run_id=ctx.run_id
+            )
+            count_write(self.stats, result)
         return [record.id for record in batch]
 
     async def save(self, checkpoint: Checkpoint, *, written: int) -> None:
@@ -200,6 +202,7 @@ class UnitDriver:
         """
         ctx = self.ctx
         async with unit_of_work(ctx.rt.sessions) as session:
+            await ctx.guard(session)
             row = await state_repo.load(session, ctx.company_id, self.stream.name, self.project_id)
             row.saved_checkpoint = checkpoint
             row.records = (row.records or 0) + written
@@ -263,6 +266,7 @@ class UnitDriver:
         ctx = self.ctx
         now = utcnow()
         async with unit_of_work(ctx.rt.sessions) as session:
+            await ctx.guard(session)
             row = await state_repo.load(session, ctx.company_id, self.stream.name, self.project_id)
             if cursor is not None:
                 row.cursor = cursor

@@ -74,6 +74,8 @@ def env_for(fake: FakeProcore, workdir: Path, encryption_key: str) -> Callable[.
             "CONNECTOR_CLIENT_SECRET": CLIENT_SECRET,
             "CONNECTOR_DESTINATION_URL": f"sqlite:///{workdir / 'dest.db'}",
             "CONNECTOR_SCHEDULE": "every 1h",
+            "CONNECTOR_DESTINATION_ROOT": str(workdir),
+            "CONNECTOR_DESTINATION_ALLOWED_NETWORKS": "127.0.0.0/8,::1/128",
         }
         values.update(extra)
         return base_env(**{k: v for k, v in values.items() if v is not None})

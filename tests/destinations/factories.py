@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from app.destinations import DestinationRecord
+from app.destinations import Destination, DestinationPolicy, DestinationRecord, create_destination
 
 BASE_TIME = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 
@@ -40,3 +40,11 @@ def make_record(
 def make_batch(count: int, *, start: int = 1, **kwargs: Any) -> list[DestinationRecord]:
     """Returns `count` records with consecutive ids."""
     return [make_record(record_id, **kwargs) for record_id in range(start, start + count)]
+
+
+ANYWHERE = DestinationPolicy.unrestricted()
+
+
+def make_destination(url: str, **options: Any) -> Destination:
+    """Returns create_destination(url) under a policy that allows any address and path."""
+    return create_destination(url, policy=options.pop("policy", ANYWHERE), **options)

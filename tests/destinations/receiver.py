@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import time
 from collections import deque
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from app.destinations.signing import WebhookVerificationError, verify
@@ -36,12 +38,25 @@ class Delivery:
 
 
 @dataclass(slots=True)
+class StreamTally:
+    """How much of a streamed answer the receiver managed to send."""
+
+    sent: int = 0
+    finished: bool = False
+
+
+@dataclass(slots=True)
 class ScriptedAnswer:
     """An answer the receiver gives instead of 200 to the next request."""
 
     status: int
     body: str = ""
     headers: dict[str, str] = field(default_factory=dict)
+    # A streamed body instead: `chunks` chunks of `chunk`, `pause` seconds apart.
+    chunk: bytes = b""
+    chunks: int = 0
+    pause: float = 0.0
+    tally: StreamTally | None = None
 
 
 class Receiver:
@@ -72,6 +87,28 @@ class Receiver:
         with self._lock:
             self._script.append(ScriptedAnswer(status, body, headers or {}))
 
+    def stream_next(
+        self, status: int, chunk: bytes, chunks: int, *, pause: float = 0.0
+    ) -> StreamTally:
+        """Makes the next answer a streamed body; returns its tally of bytes sent."""
+        tally = StreamTally()
+        answer = ScriptedAnswer(status, chunk=chunk, chunks=chunks, pause=pause, tally=tally)
+        with self._lock:
+            self._script.append(answer)
+        return tally
+
+    async def _stream(
+        self, request: Request, answer: ScriptedAnswer, tally: StreamTally
+    ) -> AsyncIterator[bytes]:
+        for _ in range(answer.chunks):
+            if answer.pause:
+                await asyncio.sleep(answer.pause)
+            if await request.is_disconnected():
+                return  # the client hung up: the rest is never sent
+            tally.sent += len(answer.chunk)
+            yield answer.chunk
+        tally.finished = True
+
     def accepted(self) -> list[Delivery]:
         """Returns the deliveries that were answered 2xx, in order."""
         return [d for d in self.deliveries if d.headers.get("x-test-answer") == "200"]
@@ -91,6 +128,9 @@ class Receiver:
             self.deliveries.append(Delivery(headers, body, signature_error))
         if signature_error:
             return JSONResponse({"error": signature_error}, status_code=401)
+        if scripted is not None and scripted.tally is not None:
+            stream = self._stream(request, scripted, scripted.tally)
+            return StreamingResponse(stream, status_code=scripted.status)
         if scripted is not None:
             return Response(scripted.body, status_code=scripted.status, headers=scripted.headers)
         return JSONResponse({"ok": True})

@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
-from app.destinations import DestinationError, InvalidDestinationURL, create_destination
+from app.destinations import DestinationError, InvalidDestinationURL
 from app.destinations import parquet as parquet_module
 from app.destinations.files import write_atomically
-from tests.destinations.factories import BASE_TIME, make_batch, make_record
+from tests.destinations.factories import BASE_TIME, make_batch, make_destination, make_record
 
 COMPANY = 4242
 RUN = "run-1"
@@ -35,7 +35,7 @@ def visible_files(root: Path) -> list[str]:
 class TestFileDestination:
     async def test_writes_one_jsonl_file_per_batch(self, tmp_path: Path) -> None:
         root = tmp_path / "out"
-        async with create_destination(f"file://{root}") as destination:
+        async with make_destination(f"file://{root}") as destination:
             await destination.write("rfis", COMPANY, make_batch(2), run_id=RUN)
             await destination.write("rfis", COMPANY, make_batch(1, start=3), run_id=RUN)
             await destination.write("users", COMPANY, [make_record(9, project_id=None)], run_id=RUN)
@@ -63,7 +63,7 @@ class TestFileDestination:
         assert second["id"] == 2
 
     async def test_keeps_unicode_readable(self, tmp_path: Path) -> None:
-        async with create_destination(f"file://{tmp_path}") as destination:
+        async with make_destination(f"file://{tmp_path}") as destination:
             await destination.write("rfis", COMPANY, [make_record(1)], run_id=RUN)
 
         text = (tmp_path / "4242/rfis/run-1-000001.jsonl").read_text(encoding="utf-8")
@@ -71,7 +71,7 @@ class TestFileDestination:
 
     async def test_mark_deleted_writes_tombstones(self, tmp_path: Path) -> None:
         deleted_at = BASE_TIME + timedelta(hours=2)
-        async with create_destination(f"file://{tmp_path}") as destination:
+        async with make_destination(f"file://{tmp_path}") as destination:
             marked = await destination.mark_deleted(
                 "rfis", COMPANY, [5, 4, 5], deleted_at, run_id=RUN
             )
@@ -84,7 +84,7 @@ class TestFileDestination:
         ]
 
     async def test_finish_run_writes_the_manifest(self, tmp_path: Path) -> None:
-        async with create_destination(f"file://{tmp_path}") as destination:
+        async with make_destination(f"file://{tmp_path}") as destination:
             await destination.write("rfis", COMPANY, make_batch(3), run_id=RUN)
             await destination.mark_deleted("rfis", COMPANY, [1], BASE_TIME, run_id=RUN)
             await destination.write("users", COMPANY, make_batch(2), run_id=RUN)
@@ -111,7 +111,7 @@ class TestFileDestination:
         assert other["streams"] == {"users": {"records": 1, "deleted": 0, "files": 1}}
 
     async def test_a_failed_run_says_so_in_its_manifest(self, tmp_path: Path) -> None:
-        async with create_destination(f"file://{tmp_path}") as destination:
+        async with make_destination(f"file://{tmp_path}") as destination:
             await destination.write("rfis", COMPANY, make_batch(1), run_id=RUN)
             await destination.finish_run(RUN, succeeded=False)
 
@@ -119,10 +119,10 @@ class TestFileDestination:
         assert manifest["status"] == "failed"
 
     async def test_a_resumed_run_adds_files_instead_of_overwriting(self, tmp_path: Path) -> None:
-        async with create_destination(f"file://{tmp_path}") as first_process:
+        async with make_destination(f"file://{tmp_path}") as first_process:
             await first_process.write("rfis", COMPANY, make_batch(2), run_id=RUN)
         # The process died; a new one resumes the same run.
-        async with create_destination(f"file://{tmp_path}") as second_process:
+        async with make_destination(f"file://{tmp_path}") as second_process:
             await second_process.write("rfis", COMPANY, make_batch(1, start=3), run_id=RUN)
             await second_process.finish_run(RUN, succeeded=True)
 
@@ -135,7 +135,7 @@ class TestFileDestination:
         assert manifest["streams"]["rfis"] == {"records": 3, "deleted": 0, "files": 2}
 
     async def test_concurrent_batches_get_distinct_files(self, tmp_path: Path) -> None:
-        async with create_destination(f"file://{tmp_path}") as destination:
+        async with make_destination(f"file://{tmp_path}") as destination:
             await asyncio.gather(
                 *(
                     destination.write("rfis", COMPANY, make_batch(10, start=start), run_id=RUN)
@@ -149,12 +149,12 @@ class TestFileDestination:
 
     async def test_creates_the_directory(self, tmp_path: Path) -> None:
         root = tmp_path / "deep" / "er"
-        async with create_destination(f"file://{root}") as destination:
+        async with make_destination(f"file://{root}") as destination:
             assert destination.describe() == f"JSON-lines files in {root}"
         assert root.is_dir()
 
     async def test_refuses_unsafe_run_ids(self, tmp_path: Path) -> None:
-        async with create_destination(f"file://{tmp_path}") as destination:
+        async with make_destination(f"file://{tmp_path}") as destination:
             with pytest.raises(ValueError, match="run_id"):
                 await destination.write("rfis", COMPANY, make_batch(1), run_id="../escape")
 
@@ -184,7 +184,7 @@ class TestParquet:
     async def test_writes_parquet_files(self, tmp_path: Path) -> None:
         import pyarrow.parquet as pq  # type: ignore[import-not-found,import-untyped,unused-ignore]
 
-        async with create_destination(f"file://{tmp_path}?format=parquet") as destination:
+        async with make_destination(f"file://{tmp_path}?format=parquet") as destination:
             await destination.write("rfis", COMPANY, make_batch(3), run_id=RUN)
             await destination.mark_deleted("rfis", COMPANY, [2], BASE_TIME, run_id=RUN)
             await destination.finish_run(RUN, succeeded=True)
@@ -205,7 +205,7 @@ class TestParquetWithoutPyarrow:
         with pytest.raises(
             InvalidDestinationURL, match=r"pip install 'procore-dmsa-connector\[parquet\]'"
         ):
-            create_destination("file:///tmp/out?format=parquet")
+            make_destination("file:///tmp/out?format=parquet")
 
     def test_opening_fails_with_a_clear_message(self, monkeypatch: pytest.MonkeyPatch) -> None:
         def missing(name: str) -> Any:
@@ -218,7 +218,7 @@ class TestParquetWithoutPyarrow:
 
 class TestNaiveTimestamps:
     async def test_mark_deleted_refuses_a_naive_deleted_at(self, tmp_path: Path) -> None:
-        async with create_destination(f"file://{tmp_path}") as destination:
+        async with make_destination(f"file://{tmp_path}") as destination:
             with pytest.raises(ValueError, match="timezone-aware"):
                 await destination.mark_deleted(
                     "rfis", COMPANY, [1], BASE_TIME.replace(tzinfo=None), run_id=RUN

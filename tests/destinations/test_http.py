@@ -14,11 +14,16 @@ from app.destinations import (
     DestinationError,
     DestinationRejected,
     InvalidDestinationURL,
-    create_destination,
 )
 from app.destinations.http import HTTPDestination, parse_retry_after
 from app.destinations.urls import HTTPTarget, parse_destination_url
-from tests.destinations.factories import BASE_TIME, make_batch, make_record
+from tests.destinations.factories import (
+    ANYWHERE,
+    BASE_TIME,
+    make_batch,
+    make_destination,
+    make_record,
+)
 from tests.destinations.receiver import Receiver
 
 COMPANY = 4242
@@ -33,6 +38,7 @@ def make_http_destination(url: str, secret: str, sleeps: list[float], **options:
     async def record_sleep(seconds: float) -> None:
         sleeps.append(seconds)
 
+    options.setdefault("policy", ANYWHERE)
     return HTTPDestination(target, signing_secret=secret, sleep=record_sleep, **options)
 
 
@@ -46,7 +52,7 @@ def unused_port() -> int:
 class TestHTTPDestination:
     async def test_pushes_a_signed_batch(self, receiver: Receiver, signing_secret: str) -> None:
         batch = make_batch(3)
-        async with create_destination(receiver.url, signing_secret=signing_secret) as destination:
+        async with make_destination(receiver.url, signing_secret=signing_secret) as destination:
             await destination.write("rfis", COMPANY, batch, run_id=RUN)
 
         [delivery] = receiver.deliveries
@@ -78,7 +84,7 @@ class TestHTTPDestination:
     async def test_mark_deleted_pushes_tombstones(
         self, receiver: Receiver, signing_secret: str
     ) -> None:
-        async with create_destination(receiver.url, signing_secret=signing_secret) as destination:
+        async with make_destination(receiver.url, signing_secret=signing_secret) as destination:
             marked = await destination.mark_deleted(
                 "rfis", COMPANY, [3, 1, 3], BASE_TIME + timedelta(hours=1), run_id=RUN
             )
@@ -94,7 +100,7 @@ class TestHTTPDestination:
     async def test_the_same_batch_keeps_its_webhook_id(
         self, receiver: Receiver, signing_secret: str
     ) -> None:
-        async with create_destination(receiver.url, signing_secret=signing_secret) as destination:
+        async with make_destination(receiver.url, signing_secret=signing_secret) as destination:
             await destination.write("rfis", COMPANY, make_batch(2), run_id=RUN)
             await destination.write("rfis", COMPANY, make_batch(2), run_id=RUN)
             await destination.write("rfis", COMPANY, make_batch(2, title="new"), run_id=RUN)
@@ -152,7 +158,7 @@ class TestHTTPDestination:
         self, receiver: Receiver, signing_secret: str
     ) -> None:
         receiver.answer_next(422, "x" * 5000)
-        async with create_destination(receiver.url, signing_secret=signing_secret) as destination:
+        async with make_destination(receiver.url, signing_secret=signing_secret) as destination:
             with pytest.raises(DestinationRejected) as caught:
                 await destination.write("rfis", COMPANY, make_batch(1), run_id=RUN)
 
@@ -161,7 +167,7 @@ class TestHTTPDestination:
 
     async def test_a_wrong_secret_is_refused_by_the_receiver(self, receiver: Receiver) -> None:
         other_secret = "whsec_" + "QUJD" * 8
-        async with create_destination(receiver.url, signing_secret=other_secret) as destination:
+        async with make_destination(receiver.url, signing_secret=other_secret) as destination:
             with pytest.raises(DestinationRejected) as caught:
                 await destination.write("rfis", COMPANY, make_batch(1), run_id=RUN)
 
@@ -203,7 +209,7 @@ class TestHTTPDestination:
     async def test_an_empty_batch_sends_nothing(
         self, receiver: Receiver, signing_secret: str
     ) -> None:
-        async with create_destination(receiver.url, signing_secret=signing_secret) as destination:
+        async with make_destination(receiver.url, signing_secret=signing_secret) as destination:
             await destination.write("rfis", COMPANY, [], run_id=RUN)
             assert await destination.mark_deleted("rfis", COMPANY, [], BASE_TIME, run_id=RUN) == 0
 
@@ -213,9 +219,7 @@ class TestHTTPDestination:
         self, receiver: Receiver, signing_secret: str
     ) -> None:
         async with httpx.AsyncClient() as client:
-            destination = create_destination(
-                receiver.url, http=client, signing_secret=signing_secret
-            )
+            destination = make_destination(receiver.url, http=client, signing_secret=signing_secret)
             async with destination:
                 await destination.write("rfis", COMPANY, [make_record(1)], run_id=RUN)
             assert not client.is_closed
@@ -226,14 +230,14 @@ class TestHTTPDestination:
 class TestHTTPConfiguration:
     def test_needs_a_signing_secret(self) -> None:
         with pytest.raises(InvalidDestinationURL, match="signing secret"):
-            create_destination("https://receiver.example.com/hook")
+            make_destination("https://receiver.example.com/hook")
 
     def test_refuses_a_malformed_secret(self) -> None:
         with pytest.raises(ValueError, match="whsec_"):
-            create_destination("https://receiver.example.com/hook", signing_secret="whsec_!!")
+            make_destination("https://receiver.example.com/hook", signing_secret="whsec_!!")
 
     def test_describe_redacts_credentials(self, signing_secret: str) -> None:
-        destination = create_destination(
+        destination = make_destination(
             "https://user:pw@receiver.example.com/hook?token=abc&region=eu",
             signing_secret=signing_secret,
         )
@@ -247,3 +251,61 @@ class TestHTTPConfiguration:
         assert parse_retry_after(None) is None
         assert parse_retry_after("soon") is None
         assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0
+
+
+class TestHostileReceiver:
+    async def test_a_huge_error_body_is_read_only_up_to_the_cap(
+        self, receiver: Receiver, signing_secret: str
+    ) -> None:
+        chunk = (b"\x1b[31mEVIL\r\n" + b"x" * 100) * 600  # about 64 KiB, with control bytes
+        tally = receiver.stream_next(400, chunk, 4096)  # 256 MiB in all
+        sleeps: list[float] = []
+        async with make_http_destination(receiver.url, signing_secret, sleeps) as destination:
+            with pytest.raises(DestinationRejected) as caught:
+                await destination.write("rfis", COMPANY, make_batch(1), run_id=RUN)
+
+        # The connection was closed after the cap: the receiver could not send it all.
+        assert not tally.finished
+        assert tally.sent < 64 * 1024 * 1024
+        answer = caught.value.answer
+        assert len(answer) <= 201 and "EVIL" in answer
+        assert all(char.isprintable() for char in answer)
+
+    async def test_a_trickling_receiver_cannot_hold_the_push(
+        self, receiver: Receiver, signing_secret: str
+    ) -> None:
+        tally = receiver.stream_next(200, b"{", 2000, pause=0.05)  # 100 s for the whole answer
+        sleeps: list[float] = []
+        async with make_http_destination(
+            receiver.url, signing_secret, sleeps, timeout=1.0, max_attempts=1
+        ) as destination:
+            with pytest.raises(DestinationError) as caught:
+                await destination.write("rfis", COMPANY, make_batch(1), run_id=RUN)
+
+        assert "no complete answer within 1 s" in str(caught.value)
+        assert not tally.finished and tally.sent < 2000
+
+    async def test_retries_stop_at_the_pushs_deadline(
+        self, receiver: Receiver, signing_secret: str
+    ) -> None:
+        receiver.answer_next(503, "busy", {"retry-after": "120"})
+        sleeps: list[float] = []
+        async with make_http_destination(
+            receiver.url, signing_secret, sleeps, deadline=60.0
+        ) as destination:
+            with pytest.raises(DestinationError, match="deadline") as caught:
+                await destination.write("rfis", COMPANY, make_batch(1), run_id=RUN)
+
+        assert sleeps == [] and len(receiver.deliveries) == 1
+        assert "after 1 attempts" in str(caught.value)
+
+    async def test_a_redirect_is_not_followed(
+        self, receiver: Receiver, signing_secret: str
+    ) -> None:
+        receiver.answer_next(307, "", {"location": "http://169.254.169.254/latest/meta-data"})
+        async with httpx.AsyncClient(follow_redirects=True) as client:
+            destination = make_destination(receiver.url, http=client, signing_secret=signing_secret)
+            async with destination:
+                with pytest.raises(DestinationRejected) as caught:
+                    await destination.write("rfis", COMPANY, make_batch(1), run_id=RUN)
+        assert caught.value.status == 307

@@ -136,3 +136,24 @@ class TestVerify:
         with pytest.raises(WebhookVerificationError, match="too old"):
             verify(SPEC_SECRET, spec_headers(), SPEC_BODY)
         assert time.time() > SPEC_TIMESTAMP
+
+
+class TestSeveralSecrets:
+    def test_each_secret_signs_and_any_standard_verifier_accepts_either(self) -> None:
+        from standardwebhooks.webhooks import Webhook
+
+        new, old = generate_signing_secret(), generate_signing_secret()
+        body = b'{"type":"records.batch","title":"Zo\\u00eb"}'
+        headers = signature_headers([new, old], "msg_1", body)
+        assert len(headers["webhook-signature"].split()) == 2
+        for secret in (new, old):
+            verify(secret, headers, body)
+            Webhook(secret).verify(body, headers)
+        with pytest.raises(WebhookVerificationError):
+            verify(generate_signing_secret(), headers, body)
+
+    def test_a_body_that_is_not_utf8_fails_verification_cleanly(self) -> None:
+        secret = generate_signing_secret()
+        headers = signature_headers(secret, "msg_1", b"{}")
+        with pytest.raises(WebhookVerificationError, match="not UTF-8"):
+            verify(secret, headers, b"\xff\xfe")

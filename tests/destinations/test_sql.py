@@ -13,12 +13,11 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from app.destinations import (
     DestinationError,
     DestinationRecord,
-    create_destination,
 )
 from app.destinations.sql import SQLDestination
 from app.destinations.urls import SQLTarget, parse_destination_url
 from tests.destinations.conftest import with_query
-from tests.destinations.factories import BASE_TIME, make_batch, make_record
+from tests.destinations.factories import BASE_TIME, make_batch, make_destination, make_record
 
 COMPANY = 4242
 RUN = "run-1"
@@ -74,7 +73,7 @@ async def describe_table(url: str, table_name: str) -> tuple[dict[str, Any], lis
 
 class TestSQLDestination:
     async def test_creates_table_following_the_contract(self, sql_url: str) -> None:
-        async with create_destination(sql_url) as destination:
+        async with make_destination(sql_url) as destination:
             await destination.write("rfis", COMPANY, [make_record(1)], run_id=RUN)
 
         columns, primary_key = await describe_table(sql_url, "rfis")
@@ -97,7 +96,7 @@ class TestSQLDestination:
 
     async def test_stores_the_record_exactly(self, sql_url: str) -> None:
         record = make_record(1, project_id=None, nested={"a": [1, 2.5, None, True]})
-        async with create_destination(sql_url) as destination:
+        async with make_destination(sql_url) as destination:
             before = datetime.now(UTC)
             await destination.write("rfis", COMPANY, [record], run_id=RUN)
 
@@ -112,7 +111,7 @@ class TestSQLDestination:
 
     async def test_writing_the_same_batch_twice_leaves_one_row_each(self, sql_url: str) -> None:
         batch = make_batch(25)
-        async with create_destination(sql_url) as destination:
+        async with make_destination(sql_url) as destination:
             await destination.write("rfis", COMPANY, batch, run_id=RUN)
             await destination.write("rfis", COMPANY, batch, run_id=RUN)
 
@@ -120,7 +119,7 @@ class TestSQLDestination:
         assert [row["id"] for row in rows] == list(range(1, 26))
 
     async def test_a_changed_record_updates_its_row(self, sql_url: str) -> None:
-        async with create_destination(sql_url) as destination:
+        async with make_destination(sql_url) as destination:
             await destination.write("rfis", COMPANY, make_batch(3), run_id=RUN)
             changed = make_record(2, title="changed", minutes=5, project_id=11)
             await destination.write("rfis", COMPANY, [changed], run_id="run-2")
@@ -134,14 +133,14 @@ class TestSQLDestination:
 
     async def test_duplicate_ids_in_one_batch_keep_the_last(self, sql_url: str) -> None:
         batch = [make_record(1, title="first"), make_record(1, title="second", minutes=1)]
-        async with create_destination(sql_url) as destination:
+        async with make_destination(sql_url) as destination:
             await destination.write("rfis", COMPANY, batch, run_id=RUN)
 
         [row] = await read_rows(sql_url, "rfis")
         assert row["data"]["title"] == "second"
 
     async def test_companies_do_not_share_rows(self, sql_url: str) -> None:
-        async with create_destination(sql_url) as destination:
+        async with make_destination(sql_url) as destination:
             await destination.write("rfis", 1, [make_record(5, title="one")], run_id=RUN)
             await destination.write("rfis", 2, [make_record(5, title="two")], run_id=RUN)
 
@@ -153,7 +152,7 @@ class TestSQLDestination:
 
     async def test_mark_deleted_sets_deleted_at_once(self, sql_url: str) -> None:
         deleted_at = BASE_TIME + timedelta(hours=1)
-        async with create_destination(sql_url) as destination:
+        async with make_destination(sql_url) as destination:
             await destination.write("rfis", COMPANY, make_batch(4), run_id=RUN)
             marked = await destination.mark_deleted(
                 "rfis", COMPANY, [2, 3, 3, 99], deleted_at, run_id=RUN
@@ -174,7 +173,7 @@ class TestSQLDestination:
         assert rows[2]["data"]["title"] == "original"
 
     async def test_a_record_that_comes_back_clears_deleted_at(self, sql_url: str) -> None:
-        async with create_destination(sql_url) as destination:
+        async with make_destination(sql_url) as destination:
             await destination.write("rfis", COMPANY, [make_record(1)], run_id=RUN)
             await destination.mark_deleted("rfis", COMPANY, [1], BASE_TIME, run_id=RUN)
             await destination.write("rfis", COMPANY, [make_record(1, minutes=9)], run_id="run-2")
@@ -186,7 +185,7 @@ class TestSQLDestination:
         self, sql_url: str
     ) -> None:
         gone = BASE_TIME + timedelta(days=1)
-        async with create_destination(sql_url) as destination:
+        async with make_destination(sql_url) as destination:
             await destination.write("rfis", COMPANY, [make_record(1, deleted_at=gone)], run_id=RUN)
 
         [row] = await read_rows(sql_url, "rfis")
@@ -198,14 +197,14 @@ class TestSQLDestination:
         record = DestinationRecord(
             id=1, project_id=None, updated_at=local, deleted_at=None, data={}
         )
-        async with create_destination(sql_url) as destination:
+        async with make_destination(sql_url) as destination:
             await destination.write("users", COMPANY, [record], run_id=RUN)
 
         [row] = await read_rows(sql_url, "users")
         assert row["updated_at"] == datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 
     async def test_each_stream_gets_its_own_table(self, sql_url: str) -> None:
-        async with create_destination(sql_url) as destination:
+        async with make_destination(sql_url) as destination:
             await destination.write("rfis", COMPANY, make_batch(2), run_id=RUN)
             await destination.write("submittals", COMPANY, make_batch(3), run_id=RUN)
             await destination.write("punch_items", COMPANY, [], run_id=RUN)
@@ -215,7 +214,7 @@ class TestSQLDestination:
         assert await read_rows(sql_url, "punch_items") == []
 
     async def test_batches_larger_than_a_chunk_are_written_whole(self, sql_url: str) -> None:
-        async with create_destination(sql_url) as destination:
+        async with make_destination(sql_url) as destination:
             assert isinstance(destination, SQLDestination)
             await destination.write("rfis", COMPANY, make_batch(2500), run_id=RUN)
             marked = await destination.mark_deleted(
@@ -226,7 +225,7 @@ class TestSQLDestination:
         assert len(await read_rows(sql_url, "rfis")) == 2500
 
     async def test_concurrent_writes_all_land(self, sql_url: str) -> None:
-        async with create_destination(sql_url) as destination:
+        async with make_destination(sql_url) as destination:
             await asyncio.gather(
                 *(
                     destination.write(stream, COMPANY, make_batch(200, start=start), run_id=RUN)
@@ -240,14 +239,14 @@ class TestSQLDestination:
 
     async def test_table_prefix_from_the_url(self, sql_url: str) -> None:
         url = with_query(sql_url, table_prefix="procore_")
-        async with create_destination(url, table_prefix="ignored_") as destination:
+        async with make_destination(url, table_prefix="ignored_") as destination:
             await destination.write("rfis", COMPANY, [make_record(1)], run_id=RUN)
             assert "table prefix 'procore_'" in destination.describe()
 
         assert len(await read_rows(sql_url, "procore_rfis")) == 1
 
     async def test_table_prefix_from_the_argument(self, sql_url: str) -> None:
-        async with create_destination(sql_url, table_prefix="pc_") as destination:
+        async with make_destination(sql_url, table_prefix="pc_") as destination:
             await destination.write("rfis", COMPANY, [make_record(1)], run_id=RUN)
 
         assert len(await read_rows(sql_url, "pc_rfis")) == 1
@@ -255,7 +254,7 @@ class TestSQLDestination:
     async def test_refuses_a_foreign_table_with_the_same_name(self, sql_url: str) -> None:
         target = parse_destination_url(sql_url)
         assert isinstance(target, SQLTarget)
-        async with create_destination(sql_url) as destination:
+        async with make_destination(sql_url) as destination:
             # open() made the SQLite file or PostgreSQL schema; now someone else's table.
             engine = create_async_engine(target.url)
             qualified = f'"{target.schema}".rfis' if target.schema else "rfis"
@@ -267,15 +266,15 @@ class TestSQLDestination:
                 await destination.write("rfis", COMPANY, [make_record(1)], run_id=RUN)
 
     async def test_reopening_uses_the_existing_tables(self, sql_url: str) -> None:
-        async with create_destination(sql_url) as destination:
+        async with make_destination(sql_url) as destination:
             await destination.write("rfis", COMPANY, make_batch(2), run_id=RUN)
-        async with create_destination(sql_url) as destination:
+        async with make_destination(sql_url) as destination:
             await destination.write("rfis", COMPANY, make_batch(2, start=3), run_id="run-2")
 
         assert len(await read_rows(sql_url, "rfis")) == 4
 
     async def test_rejects_unsafe_stream_names(self, sql_url: str) -> None:
-        async with create_destination(sql_url) as destination:
+        async with make_destination(sql_url) as destination:
             with pytest.raises(ValueError, match="stream name"):
                 await destination.write('rfis"; drop', COMPANY, [make_record(1)], run_id=RUN)
 
@@ -283,7 +282,7 @@ class TestSQLDestination:
 class TestSQLiteSpecifics:
     async def test_creates_the_parent_directory_and_uses_wal(self, tmp_path: Any) -> None:
         path = tmp_path / "a" / "b" / "out.db"
-        async with create_destination(f"sqlite:///{path}") as destination:
+        async with make_destination(f"sqlite:///{path}") as destination:
             await destination.write("rfis", COMPANY, [make_record(1)], run_id=RUN)
 
         assert path.exists()
@@ -294,18 +293,18 @@ class TestSQLiteSpecifics:
         assert mode == "wal"
 
     async def test_describe_names_the_file(self, tmp_path: Any) -> None:
-        destination = create_destination(f"sqlite:///{tmp_path}/x.db")
+        destination = make_destination(f"sqlite:///{tmp_path}/x.db")
         assert destination.describe() == f"SQL tables in sqlite:///{tmp_path}/x.db"
 
     async def test_write_before_open_fails_clearly(self, tmp_path: Any) -> None:
-        destination = create_destination(f"sqlite:///{tmp_path}/x.db")
+        destination = make_destination(f"sqlite:///{tmp_path}/x.db")
         with pytest.raises(DestinationError, match="not open"):
             await destination.write("rfis", COMPANY, [make_record(1)], run_id=RUN)
 
 
 class TestPostgresDescribe:
     def test_describe_redacts_the_password(self) -> None:
-        destination = create_destination("postgresql://etl:hunter2@db.internal:5432/wh?schema=raw")
+        destination = make_destination("postgresql://etl:hunter2@db.internal:5432/wh?schema=raw")
         description = destination.describe()
         assert "hunter2" not in description
         assert "etl:***@db.internal" in description

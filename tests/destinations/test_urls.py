@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import pytest
 
 from app.destinations import (
@@ -10,6 +13,8 @@ from app.destinations import (
     validate_destination_url,
 )
 from app.destinations.urls import FileTarget, SQLTarget, parse_destination_url
+from procore_sim.server import SimulatorServer
+from tests.factories import RunningService, install_event
 
 
 class TestValidateDestinationURL:
@@ -60,6 +65,12 @@ class TestValidateDestinationURL:
             ("https://receiver.example.com:99999/", "port"),
             ("https://receiver.example.com/#frag", "fragment"),
             ("https://receiver.example.com/a b", "spaces"),
+            ("file:///", "file system's root"),
+            ("file:////", "file system's root"),
+            ("file:///srv/out%00/x", "NUL"),
+            ("sqlite:///data/x%00.db", "NUL"),
+            ("sqlite:///x.db?table_prefix=abc%0A", "table_prefix must be lower-case"),
+            ("postgresql://db/wh?schema=raw%0A", "schema must be lower-case"),
         ],
     )
     def test_refuses_with_a_specific_message(self, url: str, message: str) -> None:
@@ -128,3 +139,42 @@ class TestRedactDestinationURL:
 
     def test_never_raises(self) -> None:
         assert redact_destination_url("::not a url::") == "::not a url::"
+
+
+class TestFullMatches:
+    def test_a_trailing_newline_never_passes_an_identifier_check(self) -> None:
+        from app.destinations.records import check_run_id, check_stream_name
+        from app.destinations.urls import check_table_prefix
+
+        for check, value in (
+            (check_stream_name, "rfis\n"),
+            (check_run_id, "run-1\n"),
+            (check_table_prefix, "procore_\n"),
+        ):
+            with pytest.raises(ValueError, match="must be"):
+                check(value)
+
+
+class TestAdminAnswers:
+    @pytest.fixture
+    def service_overrides(self, tmp_path: Path) -> dict[str, Any]:
+        return {"destination_root": str(tmp_path)}
+
+    @pytest.mark.parametrize(
+        ("url", "reason"),
+        [
+            ("file:///", "root"),
+            ("file:///tmp/a%00b", "NUL"),
+            ("https://169.254.169.254/latest", "link-local"),
+            ("sqlite:////etc/connector.db", "outside CONNECTOR_DESTINATION_ROOT"),
+        ],
+    )
+    def test_a_refused_destination_is_a_400_naming_the_reason(
+        self, service: RunningService, sim: SimulatorServer, url: str, reason: str
+    ) -> None:
+        company_id = sim.state.company_ids()[0]
+        assert service.callback(install_event(company_id)).status_code == 202
+        path = f"/admin/v1/installations/{company_id}"
+        answer = service.admin.patch(path, json={"destination_url": url})
+        assert answer.status_code == 400, answer.text
+        assert reason in answer.json()["error"]["message"]

@@ -112,6 +112,7 @@ def worker_env(
         "CONNECTOR_LOG_FORMAT": "json",
         "CONNECTOR_STREAMS": "projects,users,rfis,submittals,observations,punch_items",
         "CONNECTOR_DESTINATION_URL": destination_url,
+        "CONNECTOR_DESTINATION_ROOT": str(Path(destination_url.removeprefix("sqlite:///")).parent),
     }
 
 

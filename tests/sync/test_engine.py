@@ -11,7 +11,7 @@ import pytest
 
 from procore_sim import SimulatorConfig
 from procore_sim.server import SimulatorServer
-from tests.factories import RunningService
+from tests.factories import RunningService, install_event, wait_until
 
 
 def rows(url: str, table: str, company_id: int) -> dict[int, dict[str, Any]]:
@@ -281,6 +281,43 @@ class TestDestinationChange:
         }
         assert set(rows(second, "rfis", company_id)) == expected
         assert len(rows(second, "projects", company_id)) == len(sim.state.project_ids(company_id))
+
+
+class TestDestinationChangeDuringARun:
+    @pytest.fixture
+    def service_overrides(self) -> dict[str, Any]:
+        return {"streams": "projects,rfis,submittals,punch_items", "heartbeat_seconds": 0.2}
+
+    def test_the_running_sync_is_fenced_and_the_new_destination_gets_a_complete_copy(
+        self, service: RunningService, sim: SimulatorServer, tmp_path: Any
+    ) -> None:
+        company_id = sim.state.company_ids()[0]
+        sim.state.set_faults(latency_ms=120)
+        assert service.callback(install_event(company_id)).status_code == 202
+        first = service.latest_run_id(company_id)
+        wait_until(
+            lambda: service.admin.get(f"/admin/v1/syncs/{first}").json()["records"] > 0,
+            message="the first run wrote some records",
+        )
+        second = f"sqlite:///{tmp_path / 'second.db'}"
+        path = f"/admin/v1/installations/{company_id}"
+        assert service.admin.patch(path, json={"destination_url": second}).status_code == 200
+        fenced = service.wait_for_run(first)
+        assert fenced["status"] == "cancelled", fenced
+        assert "destination changed" in fenced["error"]
+        sim.state.set_faults()
+        # The refill is queued at once (an ordinary run, not a full refresh).
+        wait_until(lambda: service.latest_run_id(company_id) != first, message="a refill run")
+        run = service.wait_for_run(service.latest_run_id(company_id))
+        assert run["trigger"] == "destination_change" and not run["full_refresh"]
+        assert run["status"] == "succeeded", run["error"]
+        for stream in ("rfis", "submittals", "punch_items"):
+            expected = {
+                r["id"]
+                for p in sim.state.project_ids(company_id)
+                for r in sim.state.records(stream, company_id, p)
+            }
+            assert set(rows(second, stream, company_id)) == expected, stream
 
 
 class TestStreamSelectionChange:

@@ -77,6 +77,7 @@ def service_env(database_url: str, destination_url: str, sim: SimulatorServer) -
         CONNECTOR_MODE="test",
         CONNECTOR_DATABASE_URL=database_url,
         CONNECTOR_DESTINATION_URL=destination_url,
+        CONNECTOR_DESTINATION_ROOT=str(Path(destination_url.removeprefix("sqlite:///")).parent),
         CONNECTOR_PROCORE_API_URL=sim.url,
         CONNECTOR_PROCORE_LOGIN_URL=sim.url,
         CONNECTOR_CLIENT_ID=sim.state.config.client_id,

@@ -1,7 +1,7 @@
 """console sessions, audit events, alert incidents
 
-Revision ID: 0004
-Revises: 0003
+Revision ID: 0005
+Revises: 0004
 Create Date: 2026-11-30 17:10:43.069407
 """
 
@@ -12,8 +12,8 @@ from alembic import op
 
 import app.core.database
 
-revision = "0004"
-down_revision = "0003"
+revision = "0005"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 
