@@ -324,6 +324,7 @@ class TestServeCommand:
             CONNECTOR_PROCORE_LOGIN_URL="http://127.0.0.1:9",
             CONNECTOR_DISCOVERY_INTERVAL_SECONDS="0",
             CONNECTOR_DESTINATION_URL=f"sqlite:///{tmp_path / 'dest.db'}",
+            CONNECTOR_DESTINATION_ROOT=str(tmp_path),
         )
         same = subprocess.run(
             [sys.executable, "-m", "app.cli", "serve", "--port", "8123", "--admin-port", "8123"],
