@@ -93,12 +93,18 @@ def serve(
 def migrate() -> None:
     """Apply the database migrations up to head."""
     from app.core.migrations import upgrade_to_head
+    from app.main import preflight
 
     settings = settings_or_exit()
     try:
         upgrade_to_head(settings.database_url)
     except Exception as exc:
         fail(f"migration failed: {type(exc).__name__}: {str(exc).splitlines()[0][:300]}")
+    if settings.keyring:  # a migration job without keys migrates only
+        try:
+            asyncio.run(preflight(settings, migrate=False))
+        except ConnectorError as exc:
+            fail(exc.message)
     typer.echo("database is at the latest migration")
 
 
@@ -114,8 +120,9 @@ def demo(
     sys.exit(run_demo(keep_running=keep))
 
 
-@cli.command()
+@cli.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def simulator(
+    ctx: typer.Context,
     host: str = "127.0.0.1",
     port: int = 8765,
     companies: int = 2,
@@ -125,10 +132,10 @@ def simulator(
     client_id: Annotated[str | None, typer.Option(help="simulated app's client id")] = None,
     client_secret: Annotated[str | None, typer.Option(help="simulated app's secret")] = None,
 ) -> None:
-    """Run the bundled Procore API simulator."""
+    """Run the bundled Procore API simulator (behaviour options: python -m procore_sim --help)."""
     from procore_sim.cli import run
 
-    run(host, port, companies, projects, records, seed, client_id, client_secret)
+    run(host, port, companies, projects, records, seed, client_id, client_secret, ctx.args)
 
 
 @cli.command()
@@ -138,11 +145,14 @@ def sync(
 ) -> None:
     """Run one sync of one installation in the foreground, with progress."""
     from app.core.logging import configure_logging
+    from app.main import preflight
     from app.scheduling.foreground import run_foreground
 
     settings = settings_or_exit()
     configure_logging("WARNING", "console")
     try:
+        if settings.keyring:  # the same key checks as `serve`
+            asyncio.run(preflight(settings, migrate=True))
         ok = asyncio.run(run_foreground(settings, company_id, full_refresh=full_refresh))
     except SQLAlchemyError as exc:
         fail(database_problem(exc))
@@ -166,19 +176,18 @@ def keys_generate(
 
 @keys_cli.command("rotate")
 def keys_rotate() -> None:
-    """Re-encrypt every stored secret under the primary (first) key."""
+    """Re-wrap every company's data key under the primary (first) key."""
     from app.credentials.rotation import rotate_all
 
     settings = settings_or_exit()
     try:
-        count, unused = asyncio.run(rotate_all(settings))
+        report = asyncio.run(rotate_all(settings))
     except SQLAlchemyError as exc:
         fail(database_problem(exc))
     except ConnectorError as exc:
         fail(exc.message)
-    typer.echo(f"re-encrypted {count} secret(s) under the primary key")
-    if unused:
-        typer.echo(f"keys no longer referenced (safe to remove): {', '.join(unused)}")
+    for line in report.lines():
+        typer.echo(line)
 
 
 def main() -> None:

@@ -20,7 +20,7 @@ from app.audit.schemas import Action, Actor
 from app.core.database import unit_of_work
 from app.core.errors import ConnectorError
 from app.destinations import redact_destination_url
-from app.installations import service
+from app.installations import discovery, service
 from app.installations.destination import destination_url_for, rotate_signing_secret
 from app.installations.models import Installation
 from app.installations.schemas import InstallationPatch, UninstallAnswer
@@ -94,6 +94,26 @@ async def patch_installation(
     return inst, secret
 
 
+async def create_installation(
+    session: AsyncSession, rt: Runtime, caller: Caller, company_id: int, environment: str | None
+) -> tuple[Installation, bool]:
+    """Creates or re-activates an installation for a company `/companies` lists."""
+    caller.principal.require(Permission.configure)
+    existing = await service.get(session, company_id)
+    before = None if existing is None else {"status": existing.status}
+    inst, created = await discovery.install_listed_company(session, rt, company_id, environment)
+    await audit.record(
+        session,
+        caller.actor,
+        Action.installation_create,
+        target=f"installation {company_id}",
+        company_id=company_id,
+        before=before,
+        after={"status": inst.status, "environment": inst.environment, "created": created},
+    )
+    return inst, created
+
+
 async def rotate_destination_secret(
     session: AsyncSession,
     rt: Runtime,
@@ -106,9 +126,7 @@ async def rotate_destination_secret(
     """A new (or the operator's known) signing secret for the installation's HTTP destination;
     returns it and until when the replaced one keeps signing."""
     caller.principal.require(Permission.configure)
-    made, until = await rotate_signing_secret(
-        session, rt, company_id, secret=secret, grace=grace
-    )
+    made, until = await rotate_signing_secret(session, rt, company_id, secret=secret, grace=grace)
     await audit.record(
         session,
         caller.actor,

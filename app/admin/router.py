@@ -23,6 +23,7 @@ from app.installations import repository, service
 from app.installations.models import InstallationStatus
 from app.installations.schemas import (
     CredentialsIn,
+    InstallationCreate,
     InstallationDetail,
     InstallationPatch,
     InstallationPatchAnswer,
@@ -83,6 +84,43 @@ async def list_installations(
             query += f"&paused={str(paused).lower()}"
         response.headers["Link"] = f'</admin/v1/installations?{query}>; rel="next"'
     return [await views.installation_view(session, rt, inst) for inst in rows]
+
+
+@router.post(
+    "/installations",
+    status_code=status.HTTP_201_CREATED,
+    response_model=InstallationView,
+    responses={
+        200: {"model": InstallationView, "description": "re-activated or already active"},
+        400: r.REJECTED,
+        404: r.NOT_FOUND,
+        503: r.UNAVAILABLE,
+    },
+)
+async def create_installation(
+    body: Annotated[
+        InstallationCreate,
+        Body(
+            openapi_examples={"create": {"summary": "by company id", "value": {"company_id": 123}}}
+        ),
+    ],
+    session: SessionDep,
+    rt: RuntimeDep,
+    response: Response,
+    request: Request,
+    principal: Changer,
+) -> InstallationView:
+    """Creates (201) or re-activates (200) an installation for a company `/companies` lists.
+
+    Needs the admin role."""
+    env = body.environment.value if body.environment else None
+    inst, created = await actions.create_installation(
+        session, rt, caller(request, principal), body.company_id, env
+    )
+    if not created:
+        response.status_code = status.HTTP_200_OK
+    rt.wake_scheduler()
+    return await views.installation_view(session, rt, inst)
 
 
 @router.get(

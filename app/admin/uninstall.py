@@ -80,7 +80,7 @@ async def uninstall_company(rt: Runtime, company_id: int, *, purge: bool) -> Uni
     wrote to (never the default destination when it wrote none) and every remaining secret."""
     async with unit_of_work(rt.sessions) as session:
         await service.require(session, company_id)
-        await service.uninstall(session, company_id, reason=service.REASON_ADMIN)
+        await service.uninstall(session, rt.keyring, company_id, reason=service.REASON_ADMIN)
     rt.cancel_local_runs(company_id=company_id)
     rt.wake_scheduler()
     deleted: dict[str, int] = {}

@@ -19,6 +19,7 @@ class Source(StrEnum):
 class Action(StrEnum):
     """What was done; the names the audit filter takes."""
 
+    installation_create = "installation.create"
     installation_update = "installation.update"
     installation_pause = "installation.pause"
     installation_resume = "installation.resume"

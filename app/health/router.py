@@ -18,7 +18,9 @@ from app.core.admin_tokens import bearer_credentials, find_token
 from app.core.logging import get_logger
 from app.core.metrics import READY, REGISTRY
 from app.core.migrations import current_revision, head_revision
+from app.credentials import key_checks
 from app.deps import RuntimeDep
+from app.installations import discovery
 from app.runtime import Runtime
 from app.scheduling.gauges import refresh_gauges
 
@@ -44,11 +46,7 @@ async def readiness(rt: Runtime) -> dict[str, str]:
     except Exception as exc:
         checks["database"] = f"unreachable: {type(exc).__name__}"
         checks["migrations"] = "unknown"
-    try:
-        rt.keyring.self_test()
-        checks["encryption_key"] = "ok"
-    except Exception:
-        checks["encryption_key"] = "unusable"
+    checks["encryption_key"] = await key_checks.readiness(rt.sessions, rt.keyring)
     if rt.scheduler_expected:
         limit = max(30.0, rt.settings.scheduler_tick_seconds * 3)
         age = None if rt.last_tick_at is None else time.monotonic() - rt.last_tick_at
@@ -61,9 +59,16 @@ async def readiness(rt: Runtime) -> dict[str, str]:
 async def readyz(rt: RuntimeDep) -> JSONResponse:
     """Database reachable, migrations at head, encryption key usable, scheduler ticking."""
     checks = await readiness(rt)
+    body: dict[str, object] = {"checks": checks}
+    try:  # a held discovery listing is shown, but does not make the service unready
+        held = await discovery.held_listing(rt)
+    except Exception:
+        held = None
+    if held is not None:
+        body["details"] = {"discovery": held}
     if all(value == "ok" for value in checks.values()):
-        return JSONResponse({"status": "ready", "checks": checks})
-    return JSONResponse({"status": "not ready", "checks": checks}, status_code=503)
+        return JSONResponse({"status": "ready", **body})
+    return JSONResponse({"status": "not ready", **body}, status_code=503)
 
 
 TENANT_LABEL = "company_id"

@@ -115,7 +115,7 @@ async def replace_signing_secret(
         kept = PreviousSecret(secret=current, valid_until=valid_until)
         await secrets.put_secret(session, keyring, company_id, kind, kept.model_dump_json())
     else:
-        await secrets.delete_secret(session, company_id, kind)
+        await secrets.delete_secret(session, keyring, company_id, kind)
     await secrets.put_secret(
         session, keyring, company_id, SecretKind.destination_signing_secret, new
     )

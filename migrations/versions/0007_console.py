@@ -1,7 +1,7 @@
 """console sessions, audit events, alert incidents
 
-Revision ID: 0005
-Revises: 0004
+Revision ID: 0007
+Revises: 0006
 Create Date: 2026-11-30 17:10:43.069407
 """
 
@@ -12,8 +12,8 @@ from alembic import op
 
 import app.core.database
 
-revision = "0005"
-down_revision = "0004"
+revision = "0007"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
