@@ -92,6 +92,13 @@ def serve(
             "on a free loopback port, so it never clashes with an api on one host)"
         ),
     ] = None,
+    admin_port: Annotated[
+        int | None,
+        typer.Option(
+            help="serve the admin API, the console and /metrics only on this port; "
+            "--port then serves only callbacks, webhooks, /livez and /readyz"
+        ),
+    ] = None,
     role: Annotated[
         ServeRole, typer.Option(help="api: HTTP only; worker: scheduler and syncs; all: both")
     ] = ServeRole.all,
@@ -100,24 +107,31 @@ def serve(
     ] = True,
 ) -> None:
     """Run the HTTP API and/or the scheduler and sync workers."""
+    if port is None:
+        port = 0 if role == ServeRole.worker else DEFAULT_PORT
+    if admin_port is not None and admin_port == port:
+        fail(f"--admin-port must differ from --port (both are {port})")
+    settings = settings_or_exit()  # before importing the app: a bad value fails fast
+
     import uvicorn
 
     from app.core.logging import configure_logging
-    from app.main import Role, create_app, preflight
+    from app.main import Role, bind_socket, create_app, preflight
 
-    if port is None:
-        port = 0 if role == ServeRole.worker else DEFAULT_PORT
-    settings = settings_or_exit()
     try:
         asyncio.run(preflight(settings, migrate=migrate))
     except ConnectorError as exc:
         fail(exc.message)
     configure_logging(settings.log_level, settings.log_format)
-    app = create_app(settings, role=Role(role.value), migrate=False)
+    app = create_app(settings, role=Role(role.value), migrate=False, admin_port=admin_port)
     # Access lines go through our log handler; probes and scrapes are left out (QuietProbes).
     config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=True)
     try:
-        uvicorn.Server(config).run()
+        # One server, one lifespan; with --admin-port it listens on two sockets.
+        sockets = None
+        if admin_port is not None:
+            sockets = [bind_socket(host, port), bind_socket(host, admin_port)]
+        uvicorn.Server(config).run(sockets=sockets)
     except ConnectorError as exc:
         fail(exc.message)
 

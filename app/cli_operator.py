@@ -38,6 +38,7 @@ class InstallationStatusChoice(StrEnum):
     """`--status` of `installations list` (the values of InstallationStatus)."""
 
     active = "active"
+    disconnected = "disconnected"
     uninstalled = "uninstalled"
     credentials_invalid = "credentials_invalid"
 

@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from enum import StrEnum
 
 from fastapi import FastAPI
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from app.admin.auth import BearerGate
 from app.admin.router import router as admin_router
 from app.config import Settings, load_settings
+from app.console.router import install_console
 from app.core.database import create_engine, make_sessionmaker, unit_of_work
-from app.core.errors import ConfigurationError, ConnectorError
-from app.core.http import BodySizeLimit, install_error_handlers, install_openapi
+from app.core.errors import ConfigurationError, ConnectorError, NotFound
+from app.core.http import BodySizeLimit, error_response, install_error_handlers, install_openapi
 from app.core.logging import configure_logging, get_logger
 from app.core.migrations import current_revision, head_revision, upgrade_to_head
 from app.credentials.service import check_keys
@@ -78,10 +82,54 @@ async def preflight(settings: Settings, *, migrate: bool) -> None:
         await engine.dispose()
 
 
+# Served only on the admin port when there is one (SPEC section 2): the admin API, the
+# console, /metrics and the API's documentation. Everything else is public.
+PRIVATE_PREFIXES = ("/admin/", "/console", "/metrics", "/docs", "/redoc", "/openapi.json")
+PROBES = ("/livez", "/readyz")
+
+
+def is_private(path: str) -> bool:
+    """Whether a path belongs on the admin listener."""
+    return path.startswith(PRIVATE_PREFIXES)
+
+
+class ListenerSplit:
+    """With `serve --admin-port Q`: private paths answer only on Q, public ones only elsewhere.
+
+    One app and one lifespan serve both sockets; the socket a request came in on (the port in
+    `scope["server"]`) decides. The probes answer on both.
+    """
+
+    def __init__(self, app: ASGIApp, admin_port: int) -> None:
+        self.app = app
+        self.admin_port = admin_port
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket"):
+            server = scope.get("server") or ("", None)
+            on_admin = server[1] == self.admin_port
+            path = scope["path"]
+            allowed = path in PROBES or is_private(path) == on_admin
+            if not allowed:
+                if scope["type"] == "websocket":
+                    await send({"type": "websocket.close", "code": 1008})
+                    return
+                await error_response(NotFound("not found on this port"))(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
 def create_app(
-    settings: Settings | None = None, *, role: Role = Role.all, migrate: bool = True
+    settings: Settings | None = None,
+    *,
+    role: Role = Role.all,
+    migrate: bool = True,
+    admin_port: int | None = None,
 ) -> FastAPI:
-    """The ASGI app; nothing connects until the lifespan starts."""
+    """The ASGI app; nothing connects until the lifespan starts.
+
+    With `admin_port`, private paths answer only on that port and public ones only on others.
+    """
     settings = settings or load_settings()
 
     @asynccontextmanager
@@ -113,8 +161,30 @@ def create_app(
     if serves_api:
         app.include_router(callback_router)
         app.include_router(admin_router)
+        install_console(app)
+    # Outermost last: the port split, then authentication, then the body size limit.
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(BearerGate, settings=settings)
+    if admin_port is not None:
+        app.add_middleware(ListenerSplit, admin_port=admin_port)
     return app
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on host:port (IPv4 or IPv6, as the host resolves)."""
+    family, kind, proto, _, address = socket.getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    )[0]
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(address)
+    except OSError as exc:
+        sock.close()
+        raise ConfigurationError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
 
 
 def app_from_env() -> FastAPI:

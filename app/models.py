@@ -3,6 +3,9 @@
 
 def import_all_models() -> None:
     """Registers all SQLAlchemy models on the shared metadata."""
+    import app.alerts.models
+    import app.audit.models
+    import app.console.models
     import app.credentials.models
     import app.installations.models
     import app.runs.models  # noqa: F401

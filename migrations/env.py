@@ -16,10 +16,17 @@ target_metadata = Base.metadata
 
 
 def _run(connection: Connection) -> None:
+    sqlite = connection.dialect.name == "sqlite"
+    if sqlite:
+        # Batch migrations copy a table, drop the original and rename the copy. With foreign
+        # keys on, dropping `installations` would cascade into every table that references it
+        # (secrets, data keys, runs): off while migrating, as Alembic's batch docs advise. The
+        # pragma only takes effect outside a transaction, hence before the migrations begin.
+        connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
-        render_as_batch=connection.dialect.name == "sqlite",
+        render_as_batch=sqlite,
         compare_type=True,
     )
     with context.begin_transaction():

@@ -16,7 +16,7 @@ from app.destinations.signing import sign
 from app.main import Role, create_app
 
 CALLBACK_SECRET = "whsec_" + "dGVzdC1jYWxsYmFjay1zZWNyZXQtMzItYnl0ZXMhIQ=="
-ADMIN_TOKEN = "test-admin-token-0123456789"
+ADMIN_TOKEN = "test-admin-token-0123456789abcdef-4e1d"
 TEST_KEY = generate_key("test1")
 
 

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Body, Path
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, StrictInt
 
 from app.admin import responses as r
+from app.admin.auth import Permission, Principal, requires
 from app.core.database import unit_of_work
 from app.core.errors import BadRequest
 from app.deps import RuntimeDep
@@ -19,6 +20,8 @@ from app.installations.destination import destination_url_for, signing_secrets
 from app.runtime import Runtime
 
 router = APIRouter(tags=["admin"])
+# Probing writes (and deletes) a test record: a change of the destination, not a read.
+Configurer = Annotated[Principal, requires(Permission.configure)]
 
 
 class DestinationTestIn(BaseModel):
@@ -84,6 +87,7 @@ async def _test(rt: Runtime, body: DestinationTestIn) -> ProbeResult:
 )
 async def check_destination(
     rt: RuntimeDep,
+    _configurer: Configurer,
     body: Annotated[
         DestinationTestIn,
         Body(
@@ -114,6 +118,7 @@ async def check_destination(
 async def check_installation_destination(
     company_id: Annotated[int, Path(gt=0, lt=2**63, description="Procore company id")],
     rt: RuntimeDep,
+    _configurer: Configurer,
 ) -> ProbeResult:
     """Checks the installation's current destination with its signing secret (see
     `POST /admin/v1/destinations/test`)."""

@@ -22,6 +22,11 @@ def error(description: str, code: str, message: str) -> dict[str, Any]:
 
 UNAUTHORIZED = error("missing or invalid bearer token", "unauthorized", "missing bearer token")
 BAD_REQUEST = error("malformed request or invalid value", "validation_error", "limit: too large")
+FORBIDDEN = error(
+    "the token's role may not do this (viewer: read; operator: also trigger, cancel, pause)",
+    "forbidden",
+    "the viewer role may not operate (token 'support'); ask an admin",
+)
 NOT_FOUND = error("no such installation or run", "not_found", "no installation for company 7")
 CONFLICT = error("conflicts with the current state", "conflict", "a sync is already running")
 REJECTED = error(
@@ -32,4 +37,9 @@ REJECTED = error(
 UNAVAILABLE = error("Procore could not be reached", "unavailable", "could not check credentials")
 TOO_LARGE = error("request body over the size limit", "payload_too_large", "body too large")
 
-ALWAYS: dict[int | str, dict[str, Any]] = {400: BAD_REQUEST, 401: UNAUTHORIZED, 413: TOO_LARGE}
+ALWAYS: dict[int | str, dict[str, Any]] = {
+    400: BAD_REQUEST,
+    401: UNAUTHORIZED,
+    403: FORBIDDEN,
+    413: TOO_LARGE,
+}

@@ -1,4 +1,8 @@
-"""The admin REST API (SPEC section 4): installations, credentials and sync runs."""
+"""The admin REST API (SPEC section 4): installations, credentials, sync runs and the audit trail.
+
+Every route checks the caller's role; every change goes through `app.admin.actions`, which the
+console uses too, and leaves an audit entry.
+"""
 
 from __future__ import annotations
 
@@ -6,15 +10,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Body, Depends, Path, Query, Response, status
+from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response, status
 
-from app.admin import destination_test, uninstall, views
+from app.admin import actions, audit_routes, destination_test, views
 from app.admin import responses as r
-from app.admin.auth import require_admin
+from app.admin.auth import Permission, Principal, api_actor, bearer, current_principal, requires
 from app.core.errors import BadRequest
 from app.deps import RuntimeDep, SessionDep
-from app.installations import discovery, repository, service
-from app.installations.destination import rotate_signing_secret
+from app.installations import repository, service
 from app.installations.models import InstallationStatus
 from app.installations.schemas import (
     CredentialsIn,
@@ -34,7 +37,7 @@ from app.runs.schemas import SyncQueued, SyncRequest, SyncRunSummary, SyncRunVie
 router = APIRouter(
     prefix="/admin/v1",
     tags=["admin"],
-    dependencies=[Depends(require_admin)],
+    dependencies=[Depends(bearer), Depends(current_principal)],
     responses=r.ALWAYS,
 )
 
@@ -42,6 +45,13 @@ CompanyId = Annotated[int, Path(gt=0, lt=2**63, description="Procore company id"
 RunId = Annotated[
     str, Path(pattern=r"^[0-9A-Za-z-]{1,64}$", description="id of a sync run (a UUID)")
 ]
+Reader = Annotated[Principal, requires(Permission.read)]
+Changer = Annotated[Principal, Depends(current_principal)]
+
+
+def caller(request: Request, principal: Principal) -> actions.Caller:
+    """The principal and its audit identity for this request."""
+    return actions.Caller(principal, api_actor(request, principal))
 
 
 @router.get("/installations", response_model=list[InstallationView])
@@ -49,6 +59,7 @@ async def list_installations(
     session: SessionDep,
     rt: RuntimeDep,
     response: Response,
+    _reader: Reader,
     status_filter: Annotated[InstallationStatus | None, Query(alias="status")] = None,
     paused: Annotated[bool | None, Query(description="only paused (or unpaused) ones")] = None,
     after: Annotated[
@@ -94,10 +105,16 @@ async def create_installation(
     session: SessionDep,
     rt: RuntimeDep,
     response: Response,
+    request: Request,
+    principal: Changer,
 ) -> InstallationView:
-    """Creates (201) or re-activates (200) an installation for a company `/companies` lists."""
+    """Creates (201) or re-activates (200) an installation for a company `/companies` lists.
+
+    Needs the admin role."""
     env = body.environment.value if body.environment else None
-    inst, created = await discovery.install_listed_company(session, rt, body.company_id, env)
+    inst, created = await actions.create_installation(
+        session, rt, caller(request, principal), body.company_id, env
+    )
     if not created:
         response.status_code = status.HTTP_200_OK
     rt.wake_scheduler()
@@ -110,7 +127,7 @@ async def create_installation(
     responses={404: r.NOT_FOUND},
 )
 async def get_installation(
-    company_id: CompanyId, session: SessionDep, rt: RuntimeDep
+    company_id: CompanyId, session: SessionDep, rt: RuntimeDep, _reader: Reader
 ) -> InstallationDetail:
     """One installation with its per-stream state (cursor, last success, records)."""
     inst = await service.require(session, company_id)
@@ -142,13 +159,18 @@ async def patch_installation(
     ],
     session: SessionDep,
     rt: RuntimeDep,
+    request: Request,
+    principal: Changer,
 ) -> InstallationPatchAnswer:
     """Changes schedule, streams, destination_url or paused.
 
-    When the change gives an https:// destination its first signing secret, the answer shows
-    it once as `signing_secret`.
+    Pausing and resuming needs the operator role; any other change needs admin. When the
+    change gives an https:// destination its first signing secret, the answer shows it once
+    as `signing_secret`.
     """
-    inst, secret = await service.apply_patch(session, rt, company_id, patch)
+    inst, secret = await actions.patch_installation(
+        session, rt, caller(request, principal), company_id, patch
+    )
     view = await views.installation_view(session, rt, inst)
     return InstallationPatchAnswer(**view.model_dump(), signing_secret=secret)
 
@@ -163,14 +185,18 @@ async def rotate_destination_signing_secret(
     company_id: CompanyId,
     session: SessionDep,
     rt: RuntimeDep,
+    request: Request,
+    principal: Changer,
     body: SigningSecretIn | None = None,
 ) -> SigningSecretAnswer:
     """Replaces the Standard Webhooks secret of an HTTP destination: a new one, shown only
     here, or the operator's known `signing_secret`. The replaced secret keeps signing beside
-    it (a second signature in `webhook-signature`) for `grace_seconds`."""
+    it (a second signature in `webhook-signature`) for `grace_seconds`. Needs the admin role."""
     given = body.signing_secret.get_secret_value() if body and body.signing_secret else None
     grace = timedelta(seconds=body.grace_seconds if body else 86_400)
-    secret, until = await rotate_signing_secret(session, rt, company_id, secret=given, grace=grace)
+    secret, until = await actions.rotate_destination_secret(
+        session, rt, caller(request, principal), company_id, secret=given, grace=grace
+    )
     return SigningSecretAnswer(
         company_id=company_id,
         signing_secret=None if given else secret,
@@ -186,6 +212,8 @@ async def rotate_destination_signing_secret(
 async def delete_installation(
     company_id: CompanyId,
     rt: RuntimeDep,
+    request: Request,
+    principal: Changer,
     purge: Annotated[
         bool, Query(description="also delete the company's synced rows from the destination")
     ] = False,
@@ -195,9 +223,9 @@ async def delete_installation(
     With `purge=true`, once its running sync has stopped, the company's data is purged from
     every destination it wrote to (SQL rows deleted, the file folder removed, or a signed
     `company.purge` sent to an HTTP receiver) and its remaining secrets are destroyed. A
-    destination the policy now refuses is a 409, an unreachable one a 503.
+    destination the policy now refuses is a 409, an unreachable one a 503. Needs the admin role.
     """
-    return await uninstall.uninstall_company(rt, company_id, purge=purge)
+    return await actions.uninstall(rt, caller(request, principal), company_id, purge=purge)
 
 
 @router.put(
@@ -220,13 +248,20 @@ async def put_credentials(
     ],
     session: SessionDep,
     rt: RuntimeDep,
+    request: Request,
+    principal: Changer,
 ) -> InstallationView:
     """Replaces the installation's DMSA credentials after Procore issues a token for them.
 
-    The answer never contains the secret.
+    The answer never contains the secret. Needs the admin role.
     """
-    inst = await service.replace_credentials(
-        session, rt, company_id, body.client_id, body.client_secret.get_secret_value()
+    inst = await actions.replace_credentials(
+        session,
+        rt,
+        caller(request, principal),
+        company_id,
+        body.client_id,
+        body.client_secret.get_secret_value(),
     )
     return await views.installation_view(session, rt, inst)
 
@@ -241,6 +276,8 @@ async def queue_sync(
     company_id: CompanyId,
     session: SessionDep,
     rt: RuntimeDep,
+    request: Request,
+    principal: Changer,
     body: Annotated[
         SyncRequest | None,
         Body(
@@ -251,13 +288,14 @@ async def queue_sync(
         ),
     ] = None,
 ) -> SyncQueued:
-    """Queues a run now; 409 if one is already running for that company."""
-    inst = await service.require(session, company_id)
-    service.ensure_syncable(inst)
-    run, _created = await queue.enqueue(
-        session, company_id, trigger="manual", full_refresh=bool(body and body.full_refresh)
+    """Queues a run now; 409 if one is already running for that company. Needs operator."""
+    run = await actions.queue_sync(
+        session,
+        rt,
+        caller(request, principal),
+        company_id,
+        full_refresh=bool(body and body.full_refresh),
     )
-    rt.wake_scheduler()
     return SyncQueued(run_id=run.id, status=run.status)
 
 
@@ -265,6 +303,7 @@ async def queue_sync(
 async def list_syncs(
     session: SessionDep,
     response: Response,
+    _reader: Reader,
     view: Annotated[
         Literal["summary", "full"],
         Query(description="`summary` (default): totals only; `full`: per-stream figures too"),
@@ -304,7 +343,7 @@ async def list_syncs(
 
 
 @router.get("/syncs/{run_id}", response_model=SyncRunView, responses={404: r.NOT_FOUND})
-async def get_sync(run_id: RunId, session: SessionDep) -> SyncRunView:
+async def get_sync(run_id: RunId, session: SessionDep, _reader: Reader) -> SyncRunView:
     """One run: status, times, per-stream records and API requests, error."""
     run = await queue.get(session, run_id)
     if run is None:
@@ -318,11 +357,13 @@ async def get_sync(run_id: RunId, session: SessionDep) -> SyncRunView:
     response_model=SyncRunView,
     responses={404: r.NOT_FOUND, 409: r.CONFLICT},
 )
-async def cancel_sync(run_id: RunId, session: SessionDep, rt: RuntimeDep) -> SyncRunView:
-    """Stops a queued or running run (a running one stops at its next page)."""
-    run = await queue.cancel(session, run_id)
-    rt.cancel_local_runs(run_id=run_id)
+async def cancel_sync(
+    run_id: RunId, session: SessionDep, rt: RuntimeDep, request: Request, principal: Changer
+) -> SyncRunView:
+    """Stops a queued or running run (a running one stops at its next page). Needs operator."""
+    run = await actions.cancel_sync(session, rt, caller(request, principal), run_id)
     return SyncRunView.of(run)
 
 
+router.include_router(audit_routes.router)
 router.include_router(destination_test.router)

@@ -16,12 +16,15 @@ from pydantic import (
     IPvAnyNetwork,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
+
+from app.core.admin_tokens import AdminToken, parse_admin_tokens
 
 ENV_PREFIX = "CONNECTOR_"
 DEFAULT_DATA_DIR = Path("data")
@@ -98,6 +101,20 @@ def parse_encryption_keys(raw: str) -> list[EncryptionKey]:
     return keys
 
 
+def _check_whsec(value: SecretStr | None) -> SecretStr | None:
+    """A Standard Webhooks secret: `whsec_` + base64 of at least 16 bytes (None when empty)."""
+    if value is None or not value.get_secret_value():
+        return None
+    body = value.get_secret_value().removeprefix("whsec_")
+    try:
+        decoded = base64.b64decode(body, validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError("must be whsec_ followed by base64") from None
+    if len(decoded) < 16:
+        raise ValueError("must decode to at least 16 bytes")
+    return value
+
+
 def _csv(value: Any) -> Any:
     if isinstance(value, str):
         return [item.strip() for item in value.split(",") if item.strip()]
@@ -117,7 +134,7 @@ class Settings(BaseSettings):
     procore_login_url: str | None = None
     encryption_keys: SecretStr | None = None
     callback_secret: SecretStr | None = None
-    admin_tokens: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+    admin_tokens: Annotated[list[AdminToken], NoDecode] = Field(default_factory=list)
     client_id: str | None = None
     client_secret: SecretStr | None = None
     destination_url: SecretStr = SecretStr(f"sqlite:///{DEFAULT_DATA_DIR}/destination.db")
@@ -168,6 +185,15 @@ class Settings(BaseSettings):
     sandbox_client_secret: SecretStr | None = None
     federal_client_id: str | None = None
     federal_client_secret: SecretStr | None = None
+    # The console's sessions: signed-in for at most this long, and idle for at most this long.
+    console_session_seconds: int = Field(default=8 * 3600, ge=60, le=7 * 86_400)
+    console_idle_seconds: int = Field(default=1800, ge=60, le=7 * 86_400)
+    # Alerts (app/alerts): a Standard Webhooks-signed JSON webhook and/or a Slack-compatible
+    # incoming webhook; each incident is sent once. Off when no target is set.
+    alert_webhook_url: SecretStr | None = None
+    alert_webhook_secret: SecretStr | None = None
+    alert_slack_webhook_url: SecretStr | None = None
+    alert_failure_threshold: int = Field(default=3, ge=1, le=100)
 
     @model_validator(mode="after")
     def _check_credential_pairs(self) -> Settings:
@@ -190,8 +216,30 @@ class Settings(BaseSettings):
 
     @field_validator("admin_tokens", mode="before")
     @classmethod
-    def _split_tokens(cls, value: Any) -> Any:
-        return _csv(value)
+    def _parse_tokens(cls, value: Any) -> Any:
+        entries = _csv(value)
+        if isinstance(entries, list) and all(isinstance(e, str | SecretStr) for e in entries):
+            raw = [e.get_secret_value() if isinstance(e, SecretStr) else e for e in entries]
+            return parse_admin_tokens([e.strip() for e in raw if e.strip()])
+        return entries
+
+    @field_validator("alert_webhook_url", "alert_slack_webhook_url")
+    @classmethod
+    def _check_alert_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
+        if not re.match(r"^https?://[^/\s]+", value.get_secret_value()):
+            raise ValueError("must be an http(s) URL")
+        return value
+
+    @field_validator("alert_webhook_secret")
+    @classmethod
+    def _check_alert_secret(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        if value is not None and value.get_secret_value():
+            return _check_whsec(value)
+        if info.data.get("alert_webhook_url") is not None:
+            raise ValueError("is needed to sign what CONNECTOR_ALERT_WEBHOOK_URL receives")
+        return None
 
     @field_validator("database_url")
     @classmethod
@@ -226,17 +274,7 @@ class Settings(BaseSettings):
     @field_validator("callback_secret")
     @classmethod
     def _check_callback_secret(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is None or not value.get_secret_value():
-            return None
-        raw = value.get_secret_value()
-        body = raw.removeprefix("whsec_")
-        try:
-            decoded = base64.b64decode(body, validate=True)
-        except (binascii.Error, ValueError):
-            raise ValueError("must be whsec_ followed by base64") from None
-        if len(decoded) < 16:
-            raise ValueError("must decode to at least 16 bytes")
-        return value
+        return _check_whsec(value)
 
     @field_validator("destination_allowed_networks", mode="before")
     @classmethod

@@ -74,6 +74,20 @@ def _secret_record(row: Any) -> SecretRecord:
     )
 
 
+async def get_many(
+    session: AsyncSession, company_ids: Sequence[int], kind: str
+) -> list[SecretRecord]:
+    """One kind of secret of several companies with their data keys, in one query (list pages)."""
+    if not company_ids:
+        return []
+    rows = await session.execute(
+        _secrets_with_data_keys().where(
+            StoredSecret.company_id.in_(list(company_ids)), StoredSecret.kind == kind
+        )
+    )
+    return [_secret_record(row) for row in rows]
+
+
 async def get(session: AsyncSession, company_id: int, kind: str) -> SecretRecord | None:
     """Returns one stored secret of a company with its data key, read in one statement."""
     row = (

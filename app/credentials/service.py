@@ -25,6 +25,16 @@ async def get_secret(
     return None if record is None else data_keys.open_secret(keyring, record)
 
 
+async def get_secrets(
+    session: AsyncSession, keyring: Keyring, company_ids: list[int], kind: str
+) -> dict[int, str]:
+    """One kind of secret of several companies, decrypted, by company (absent when none)."""
+    return {
+        record.company_id: data_keys.open_secret(keyring, record)
+        for record in await repository.get_many(session, company_ids, kind)
+    }
+
+
 async def has_secret(session: AsyncSession, company_id: int, kind: str) -> bool:
     """Whether a secret is stored, without decrypting it."""
     return await repository.exists(session, company_id, kind)

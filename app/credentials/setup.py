@@ -9,6 +9,7 @@ from app.core.settings import EncryptionKey, Settings
 from app.credentials.crypto import Keyring
 
 log = get_logger(__name__)
+_ephemeral: list[EncryptionKey] = []  # one per process: start-up checks and the app share it
 
 
 def build_keyring(settings: Settings) -> Keyring:
@@ -18,5 +19,7 @@ def build_keyring(settings: Settings) -> Keyring:
         log.warning(
             "no CONNECTOR_ENCRYPTION_KEYS set: using an ephemeral key (demo/test mode only)"
         )
-        keys = [EncryptionKey("ephemeral", os.urandom(32))]
+        if not _ephemeral:
+            _ephemeral.append(EncryptionKey("ephemeral", os.urandom(32)))
+        keys = list(_ephemeral)
     return Keyring(keys)

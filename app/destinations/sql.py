@@ -59,6 +59,7 @@ from app.destinations.urls import SQLTarget, check_table_prefix, redact_destinat
 
 MAX_IDENTIFIER_LENGTH = 63  # PostgreSQL truncates longer names silently; refuse them instead.
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+_OPEN_ATTEMPTS = 20
 _UPDATED_ON_CONFLICT = ("project_id", "updated_at", "deleted_at", "synced_at", "data")
 
 
@@ -141,20 +142,32 @@ class SQLDestination(Destination):
                 pool_pre_ping=True,
                 connect_args={"hostaddr": str(address)},
             )
-        try:
-            async with engine.begin() as conn:
-                await conn.execute(text("SELECT 1"))
-                if self._target.schema is not None:
-                    await conn.run_sync(create_schema_if_missing, self._target.schema)
-                quarantine = self._quarantine_table()
-                if await conn.run_sync(self._has_table, quarantine.name):
-                    self._ready[quarantine.name] = quarantine
-        except DBAPIError as error:
-            await engine.dispose()
-            raise DestinationError(
-                f"cannot open {self.describe()}: {type(error.orig).__name__}: {error.orig}"
-            ) from error
+        for attempt in range(1, _OPEN_ATTEMPTS + 1):
+            try:
+                await self._check_connection(engine)
+                break
+            except DBAPIError as error:
+                # SQLite answers "database is locked" at once, without its busy timeout, while
+                # another connection switches the same new file to WAL (two installations'
+                # first runs into one SQLite destination): try again briefly.
+                locked = self.dialect == "sqlite" and "locked" in str(error.orig)
+                if locked and attempt < _OPEN_ATTEMPTS:
+                    await asyncio.sleep(0.05 * attempt)
+                    continue
+                await engine.dispose()
+                raise DestinationError(
+                    f"cannot open {self.describe()}: {type(error.orig).__name__}: {error.orig}"
+                ) from error
         self._engine = engine
+
+    async def _check_connection(self, engine: AsyncEngine) -> None:
+        async with engine.begin() as conn:
+            await conn.execute(text("SELECT 1"))
+            if self._target.schema is not None:
+                await conn.run_sync(create_schema_if_missing, self._target.schema)
+            quarantine = self._quarantine_table()
+            if await conn.run_sync(self._has_table, quarantine.name):
+                self._ready[quarantine.name] = quarantine
 
     def _engine_or_fail(self) -> AsyncEngine:
         if self._engine is None:

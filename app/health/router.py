@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from typing import Annotated
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Header, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
+from prometheus_client.samples import Sample
 from sqlalchemy import text
 
+from app.core.admin_tokens import bearer_credentials, find_token
 from app.core.logging import get_logger
 from app.core.metrics import READY, REGISTRY
 from app.core.migrations import current_revision, head_revision
@@ -65,12 +71,56 @@ async def readyz(rt: RuntimeDep) -> JSONResponse:
     return JSONResponse({"status": "not ready", **body}, status_code=503)
 
 
+TENANT_LABEL = "company_id"
+
+
+class WithoutTenants(Collector):
+    """The registry with `company_id` summed away, so no company is named.
+
+    Counters and histograms are summed over companies; a per-company gauge (last success,
+    schedule period) has no meaningful sum and is left out.
+    """
+
+    def __init__(self, registry: Collector) -> None:
+        self.registry = registry
+
+    def collect(self) -> Iterator[Metric]:
+        """The families of the registry, per-company series folded into totals."""
+        for family in self.registry.collect():
+            if not any(TENANT_LABEL in sample.labels for sample in family.samples):
+                yield family
+                continue
+            if family.type == "gauge":
+                continue
+            totals: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
+            for sample in family.samples:
+                labels = tuple(
+                    sorted((k, v) for k, v in sample.labels.items() if k != TENANT_LABEL)
+                )
+                key = (sample.name, labels)
+                totals[key] = totals.get(key, 0.0) + sample.value
+            folded = Metric(family.name, family.documentation, family.type, family.unit)
+            folded.samples = [
+                Sample(name, dict(labels), value) for (name, labels), value in totals.items()
+            ]
+            yield folded
+
+
 @router.get("/metrics", response_class=Response)
-async def metrics(rt: RuntimeDep) -> Response:
-    """Prometheus exposition of the `connector_` metrics."""
+async def metrics(
+    rt: RuntimeDep, authorization: Annotated[str | None, Header(include_in_schema=False)] = None
+) -> Response:
+    """Prometheus exposition of the `connector_` metrics.
+
+    Per-company series (label `company_id`) only for a caller with a token of
+    CONNECTOR_ADMIN_TOKENS; everybody else gets them summed, naming no company.
+    """
     await readiness(rt)
     try:
         await refresh_gauges(rt)
     except Exception as exc:  # the process metrics are still worth serving
         log.warning("database gauges unavailable", error=str(exc)[:200])
-    return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+    presented = bearer_credentials(authorization)
+    named = presented is not None and find_token(presented, rt.settings.admin_tokens) is not None
+    exposition = generate_latest(REGISTRY if named else WithoutTenants(REGISTRY))
+    return Response(exposition, media_type=CONTENT_TYPE_LATEST)

@@ -13,6 +13,7 @@ from enum import StrEnum
 import structlog
 from sqlalchemy.exc import DBAPIError
 
+from app.alerts import service as alerts
 from app.core.database import unit_of_work, utcnow
 from app.core.logging import get_logger
 from app.core.metrics import (
@@ -256,6 +257,7 @@ class Worker:
             async with unit_of_work(self.rt.sessions) as session:
                 await queue.enqueue(session, run.company_id, trigger=active.requeue)
             self.rt.wake_scheduler()
+        await alerts.after_run(self.rt, run.company_id, status, progress)
         SYNC_RUNS.labels(str(run.company_id), str(status)).inc()
         SYNC_RUN_DURATION.labels(str(status)).observe(time.monotonic() - active.started)
         self._count_records(active)

@@ -23,7 +23,8 @@ import psycopg
 
 REPO = Path(__file__).resolve().parents[2]
 CALLBACK_SECRET = "whsec_" + base64.b64encode(b"acceptance-callback-secret-32b!!").decode()
-ADMIN_TOKEN = "acceptance-admin-token-5b1c2d"
+ADMIN_TOKEN = "acceptance-admin-token-5b1c2d9e7f30a4c8"
+OTHER_TOKEN = "other-token-7d41c0a9e2b85f3619ca0d4e"
 POSTGRES_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 FINAL = ("succeeded", "failed", "cancelled")
 

@@ -13,6 +13,7 @@ import pytest
 from tests.acceptance.fake_procore import FakeProcore
 from tests.acceptance.harness import (
     CALLBACK_SECRET,
+    OTHER_TOKEN,
     Destination,
     Service,
     event,
@@ -166,7 +167,7 @@ class TestAdmin:
         assert_error(service.anon.post("/admin/v1/installations/1/syncs"), 401)
         assert service.anon.get("/openapi.json").status_code == 200
         ok = service.anon.get(
-            "/admin/v1/installations", headers={"Authorization": "Bearer other-token"}
+            "/admin/v1/installations", headers={"Authorization": f"Bearer {OTHER_TOKEN}"}
         )
         assert ok.status_code == 200  # every token of the comma list is accepted
         assert service.anon.get("/livez").status_code == 200

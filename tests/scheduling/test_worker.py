@@ -80,7 +80,7 @@ class TestMetrics:
             "durations": ("connector_sync_run_duration_seconds_count", {"status": "succeeded"}),
         }
         # The registry is per process: compare before and after this test's run.
-        before_text = service.anonymous.get("/metrics").text
+        before_text = service.admin.get("/metrics").text
         before = {
             key: metric(before_text, name, **labels) for key, (name, labels) in counters.items()
         }
@@ -88,7 +88,7 @@ class TestMetrics:
         run = service.install_and_sync(company_id)
         assert run["status"] == "succeeded", run["error"]
 
-        text = service.anonymous.get("/metrics").text
+        text = service.admin.get("/metrics").text
         delta = {
             key: metric(text, name, **labels) - before[key]
             for key, (name, labels) in counters.items()

@@ -1,0 +1,1 @@
+"""The operator console under /console: server-rendered pages, sessions and CSRF (issue 16)."""
