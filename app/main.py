@@ -23,6 +23,8 @@ from app.installations.router import router as callback_router
 from app.runtime import Runtime, build_runtime
 from app.scheduling.scheduler import Scheduler
 from app.scheduling.worker import Worker
+from app.webhooks.inbox import Inbox
+from app.webhooks.router import router as webhook_router
 
 log = get_logger(__name__)
 
@@ -85,10 +87,12 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         rt, scheduler = await start(settings, role, migrate=migrate)
         app.state.runtime = rt
+        app.state.webhook_inbox = Inbox(rt)
         log.info("service started", role=str(role), worker_id=rt.worker_id)
         try:
             yield
         finally:
+            await app.state.webhook_inbox.close()
             if scheduler is not None:
                 await scheduler.shutdown()
             await rt.aclose()
@@ -111,6 +115,7 @@ def create_app(
     if serves_api:
         app.include_router(callback_router)
         app.include_router(admin_router)
+        app.include_router(webhook_router)  # public: Procore delivers here (SPEC section 8)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     return app
 

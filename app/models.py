@@ -5,4 +5,5 @@ def import_all_models() -> None:
     """Registers all SQLAlchemy models on the shared metadata."""
     import app.credentials.models
     import app.installations.models
-    import app.runs.models  # noqa: F401
+    import app.runs.models
+    import app.webhooks.models  # noqa: F401

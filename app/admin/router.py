@@ -29,6 +29,8 @@ from app.installations.schemas import (
 from app.runs import queue
 from app.runs.models import RunStatus
 from app.runs.schemas import SyncQueued, SyncRequest, SyncRunView
+from app.webhooks import service as webhooks
+from app.webhooks.schemas import FreshnessView, SecretRotated, WebhookSettingsIn
 
 router = APIRouter(
     prefix="/admin/v1",
@@ -282,3 +284,48 @@ async def cancel_sync(run_id: RunId, session: SessionDep, rt: RuntimeDep) -> Syn
     run = await queue.cancel(session, run_id)
     rt.cancel_local_runs(run_id=run_id)
     return SyncRunView.of(run)
+
+
+# ---- freshness, the request budget and webhooks (issue 14; docs/decisions/0019-webhooks.md) ----
+
+
+@router.get(
+    "/installations/{company_id}/freshness",
+    response_model=FreshnessView,
+    responses={404: r.NOT_FOUND},
+)
+async def get_freshness(
+    company_id: CompanyId, session: SessionDep, rt: RuntimeDep
+) -> FreshnessView:
+    """Per stream: the time up to which its data is known complete (its stalest unit), whether
+    webhooks cover it and the events not applied yet; the webhook subscription; the request
+    budget used this hour."""
+    return await webhooks.freshness(session, rt, company_id)
+
+
+@router.patch(
+    "/installations/{company_id}/webhooks",
+    response_model=FreshnessView,
+    responses={404: r.NOT_FOUND},
+)
+async def patch_webhooks(
+    company_id: CompanyId, body: WebhookSettingsIn, session: SessionDep, rt: RuntimeDep
+) -> FreshnessView:
+    """Changes how often units of webhook-covered streams are read in full (reconciliation)."""
+    return await webhooks.update_settings(session, rt, company_id, body)
+
+
+@router.post(
+    "/installations/{company_id}/webhooks/secret",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=SecretRotated,
+    responses={404: r.NOT_FOUND},
+)
+async def rotate_webhook_secret(
+    company_id: CompanyId, session: SessionDep, rt: RuntimeDep
+) -> SecretRotated:
+    """Replaces the secret Procore's deliveries carry; Procore's hook is updated at the next
+    subscription check (at once), and the old secret is accepted for
+    CONNECTOR_WEBHOOK_SECRET_GRACE_SECONDS. The secret itself is never shown."""
+    until = await webhooks.rotate_secret(session, rt, company_id)
+    return SecretRotated(company_id=company_id, previous_valid_until=until)

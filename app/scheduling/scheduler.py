@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.database import unit_of_work, utcnow
 from app.core.errors import Conflict
@@ -17,6 +18,7 @@ from app.installations import discovery
 from app.installations import service as installations
 from app.runs import queue
 from app.runtime import Runtime
+from app.scheduling import events
 from app.scheduling.worker import Worker
 
 log = get_logger(__name__)
@@ -49,8 +51,17 @@ async def enqueue_due(rt: Runtime, *, batch: int = DUE_BATCH) -> TickResult:
                 result.queued += int(created)
             except Conflict:
                 result.skipped_running += 1
+                if await _only_targets_running(session, inst.company_id):
+                    continue  # a short run for webhook events: queue this one at a next tick
             installations.schedule_next(inst, now)
     return result
+
+
+async def _only_targets_running(session: AsyncSession, company_id: int) -> bool:
+    """Whether the company's running run only reads units webhook events asked for."""
+    run = await queue.active_run(session, company_id)
+    work = run.work if run is not None else None
+    return work is not None and not work.whole
 
 
 class Scheduler:
@@ -61,6 +72,7 @@ class Scheduler:
         self.worker = worker
         self.aps = AsyncIOScheduler(timezone="UTC")
         self._loop_task: asyncio.Task[None] | None = None
+        self._events_task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         """Starts the tick and discovery jobs and the wake-up loop."""
@@ -86,8 +98,22 @@ class Scheduler:
                 id="discovery",
                 next_run_time=None if settings.mode == "test" else utcnow(),
             )
+        self.aps.add_job(
+            events.subscribe_due,
+            "interval",
+            args=[self.rt],
+            seconds=settings.webhook_check_seconds,
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=None,
+            id="webhook-subscriptions",
+            next_run_time=utcnow(),
+        )
         self.aps.start()
         self._loop_task = asyncio.create_task(self._wake_loop(), name="scheduler-wake")
+        self._events_task = asyncio.create_task(
+            events.EventLoop(self.rt).run(), name="webhook-events"
+        )
 
     async def tick(self) -> None:
         """One tick: end abandoned runs, queue due runs, then let the worker claim what it can."""
@@ -129,9 +155,10 @@ class Scheduler:
     async def shutdown(self) -> None:
         """Stops the jobs and the wake-up loop, then lets running syncs checkpoint and stop."""
         self.aps.shutdown(wait=False)
-        if self._loop_task:
-            self._loop_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._loop_task
+        for task in (self._loop_task, self._events_task):
+            if task:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         if self.worker is not None:
             await self.worker.shutdown()
