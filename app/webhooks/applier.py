@@ -40,6 +40,10 @@ COMPANIES_PER_PASS = 200
 SETTLE_BATCH = 50
 # A run that stopped for the budget continues once this share of the hour's plan is free.
 CONTINUE_AT_SHARE = 0.1
+# The longest events are gathered when the hour's plan is nearly spent.
+MAX_COALESCE_SECONDS = 60.0
+# While deliveries keep arriving, events are read at least every this many windows.
+BURST_WINDOWS = 3
 
 
 def targets_of(events: Sequence[WebhookEvent]) -> RunTargets:
@@ -77,17 +81,40 @@ async def apply_pass(rt: Runtime) -> int:
     async with unit_of_work(rt.sessions) as session:
         waiting = await repository.pending_companies(session, COMPANIES_PER_PASS)
     queued = 0
-    for company_id, oldest in waiting:
+    for company_id, oldest, newest in waiting:
         if oldest > now - window:
             break  # sorted by their oldest event: the rest are not due either
-        queued += int(await queue_company(rt, company_id))
+        queued += int(await queue_company(rt, company_id, waited=now - oldest, quiet=now - newest))
     if queued:
         rt.wake_scheduler()
     return queued
 
 
-async def queue_company(rt: Runtime, company_id: int) -> bool:
-    """Hands a company's waiting events to a run (a new one, or one still queued)."""
+def coalescing_window(base: float, used_ratio: float) -> float:
+    """Seconds events of a company are gathered before a run reads them: the configured
+    window while under half the hour's plan is used, growing to MAX_COALESCE_SECONDS as the
+    plan is spent, so a company whose records change all the time costs less per hour."""
+    if used_ratio <= 0.5:
+        return base
+    stretch = min(1.0, (used_ratio - 0.5) / 0.5)
+    return base + (max(base, MAX_COALESCE_SECONDS) - base) * stretch
+
+
+def due(window: float, waited: timedelta, quiet: timedelta) -> bool:
+    """Whether a company's waiting events go to a run now: the oldest waited its window and
+    the burst paused for half of it, or the oldest waited three windows whatever comes."""
+    waited_s, quiet_s = waited.total_seconds(), quiet.total_seconds()
+    return waited_s >= window and (quiet_s >= window / 2 or waited_s >= BURST_WINDOWS * window)
+
+
+async def queue_company(
+    rt: Runtime,
+    company_id: int,
+    waited: timedelta = timedelta.max,
+    quiet: timedelta = timedelta.max,
+) -> bool:
+    """Hands a company's waiting events to a run (a new one, or one still queued), once they
+    are due (see `due`)."""
     async with unit_of_work(rt.sessions) as session:
         inst = await installations.get(session, company_id)
         if inst is None or inst.status == InstallationStatus.uninstalled:
@@ -96,8 +123,12 @@ async def queue_company(rt: Runtime, company_id: int) -> bool:
             return False
         if inst.paused or inst.status != InstallationStatus.active:
             return False  # they wait until the installation can run again
-        if (await budget.current(session, rt, company_id)).remaining <= 0:
+        now_budget = await budget.current(session, rt, company_id)
+        if now_budget.remaining <= 0:
             return False  # they wait for the next window
+        window = coalescing_window(rt.settings.webhook_coalesce_seconds, now_budget.used_ratio)
+        if not due(window, waited, quiet):
+            return False
         events = await repository.pending_events(session, company_id, EVENTS_PER_RUN)
         if not events:
             return False

@@ -107,29 +107,53 @@ async def status_counts(session: AsyncSession) -> dict[str, int]:
 # ---- the event inbox --------------------------------------------------------------------------
 
 
+_INSERT_EVENTS: dict[str, Any] = {}
+
+
+def _insert_events_statement(session: AsyncSession) -> Any:
+    """One compiled-once INSERT ... ON CONFLICT DO NOTHING RETURNING per dialect (executed with
+    a list of rows, SQLAlchemy sends them as one multi-row statement)."""
+    dialect = session.get_bind().dialect.name
+    statement = _INSERT_EVENTS.get(dialect)
+    if statement is None:
+        table = WebhookEvent.__table__
+        statement = (
+            _insert(session, table)
+            .on_conflict_do_nothing(index_elements=["dedupe_key"])
+            .returning(table.c.dedupe_key)
+        )
+        _INSERT_EVENTS[dialect] = statement
+    return statement
+
+
 async def insert_events(session: AsyncSession, rows: list[dict[str, Any]]) -> set[str]:
     """Stores events, skipping any whose dedupe key is stored already; returns the new keys."""
     if not rows:
         return set()
-    statement = (
-        _insert(session, WebhookEvent)
-        .values(rows)
-        .on_conflict_do_nothing(index_elements=["dedupe_key"])
-        .returning(WebhookEvent.dedupe_key)
-    )
-    return set(await session.scalars(statement))
+    connection = await session.connection()
+    result = await connection.execute(_insert_events_statement(session), rows)
+    return {str(key) for key in result.scalars()}
 
 
-async def pending_companies(session: AsyncSession, limit: int) -> list[tuple[int, datetime]]:
-    """Companies with events no run has taken yet, and when the oldest of them arrived."""
+async def pending_companies(
+    session: AsyncSession, limit: int
+) -> list[tuple[int, datetime, datetime]]:
+    """Companies with events no run has taken yet: when the oldest and the newest arrived."""
     query = (
-        select(WebhookEvent.company_id, func.min(WebhookEvent.received_at))
+        select(
+            WebhookEvent.company_id,
+            func.min(WebhookEvent.received_at),
+            func.max(WebhookEvent.received_at),
+        )
         .where(WebhookEvent.applied_at.is_(None), WebhookEvent.run_id.is_(None))
         .group_by(WebhookEvent.company_id)
         .order_by(func.min(WebhookEvent.received_at))
         .limit(limit)
     )
-    return [(int(cid), _aware(at)) for cid, at in (await session.execute(query)).all()]
+    return [
+        (int(cid), _aware(oldest), _aware(newest))
+        for cid, oldest, newest in (await session.execute(query)).all()
+    ]
 
 
 async def pending_events(session: AsyncSession, company_id: int, limit: int) -> list[WebhookEvent]:
