@@ -43,6 +43,11 @@ class RunTargets(BaseModel):
 
     units: list[TargetUnit] = Field(default_factory=list)
     whole: bool = Field(default=False, description="also read every unit, as a normal run")
+    everything: bool = Field(
+        default=False,
+        description="continues a run that read every unit (manual, install): units of streams "
+        "webhooks cover are read too, due or not",
+    )
     only_staler_than: datetime | None = Field(
         default=None,
         description="a continuation of a run that stopped early: beyond the targets, read only "
@@ -74,6 +79,7 @@ class RunTargets(BaseModel):
         return RunTargets(
             units=list(by_key.values()),
             whole=widest.whole,
+            everything=self.everything or other.everything,
             only_staler_than=widest.only_staler_than,
         )
 

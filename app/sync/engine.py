@@ -47,6 +47,7 @@ async def execute(ctx: RunContext) -> tuple[RunStatus, str | None]:
     destination: Destination = ctx.destination
     await destination.open()
     succeeded = False
+    first_request = ctx.requests.requests  # the allowance counts from here
     try:
         targets = ctx.spec.targets
         only_targets = targets is not None and not targets.whole
@@ -64,7 +65,7 @@ async def execute(ctx: RunContext) -> tuple[RunStatus, str | None]:
             full_refresh=ctx.full_refresh,
             now=utcnow(),
         )
-        failures = await run_planned(ctx, plan)
+        failures = await run_planned(ctx, plan, Gate(ctx, first_request))
         if failures:
             return RunStatus.failed, f"{len(failures)} stream(s) failed; " + "; ".join(failures)
         await deletes.apply(ctx)
@@ -125,10 +126,10 @@ async def apply_event_deletes(ctx: RunContext) -> None:
 class Gate:
     """Decides, before each unit starts, whether it must be left for a later run."""
 
-    def __init__(self, ctx: RunContext) -> None:
+    def __init__(self, ctx: RunContext, first_request: int) -> None:
         self.ctx = ctx
         self.started = time.monotonic()
-        self.first_request = ctx.requests.requests
+        self.first_request = first_request
         self.reason: str | None = None
         self._checked_at = 0.0
         self._waiting = False
@@ -158,7 +159,7 @@ class Gate:
         return None
 
 
-async def run_planned(ctx: RunContext, plan: list[PlannedUnit]) -> list[str]:
+async def run_planned(ctx: RunContext, plan: list[PlannedUnit], gate: Gate) -> list[str]:
     """Reads the planned units (bounded concurrency, in plan order); returns stream failures."""
     by_stream: dict[str, list[PlannedUnit]] = defaultdict(list)
     for unit in plan:
@@ -168,7 +169,6 @@ async def run_planned(ctx: RunContext, plan: list[PlannedUnit]) -> list[str]:
         stats.units_total = len(units)
         stats.start()
     limit = asyncio.Semaphore(ctx.rt.settings.project_concurrency)
-    gate = Gate(ctx)
     deferred: dict[str, int] = defaultdict(int)
     left: list[PlannedUnit] = []
 

@@ -34,8 +34,12 @@ from app.webhooks.models import WebhookEvent
 log = get_logger(__name__)
 
 CONTINUE_TRIGGER = "continue"
+# Runs an operator or the lifecycle asked for read every unit; the others leave units of
+# covered streams to reconciliation when they are not due.
+READ_EVERYTHING = frozenset({"manual", "install", "destination_change"})
 MAX_ATTEMPTS = 5  # runs that failed to read an event's unit before it is left to reconciliation
 EVENTS_PER_RUN = 5000
+RECENT_RUNS = 50
 COMPANIES_PER_PASS = 200
 SETTLE_BATCH = 50
 # A run that stopped for the budget continues once this share of the hour's plan is free.
@@ -213,36 +217,40 @@ async def note_finished_runs(rt: Runtime, since: datetime) -> datetime:
 
 
 async def continue_deferred(rt: Runtime) -> int:
-    """Queues a continuation for each company whose last run left units for later, once no
-    run is going and (after a spent budget) enough of the hour's plan is free again."""
+    """Queues a continuation for each company whose last whole run left units for later, once
+    no run is going and (after a spent budget) enough of the hour's plan is free again. Runs
+    that only read event targets since do not count: they read no unit the continuation needs.
+    """
     queued = 0
     async with unit_of_work(rt.sessions) as session:
         rows = await repository.deferred_budgets(session)
     for row in rows:
         async with unit_of_work(rt.sessions) as session:
-            latest = await repository.latest_run(session, row.company_id)
-            stale = latest is None or latest.id != row.deferred_run_id
+            recent = await repository.recent_runs(session, row.company_id, RECENT_RUNS)
+            deferred = _deferred_run(recent, row.deferred_run_id)
             inst = await installations.get(session, row.company_id)
             gone = inst is None or inst.status != InstallationStatus.active or inst.paused
-            if stale or gone or latest is None:
+            if deferred is None or gone:
                 await repository.clear_deferred(session, row.company_id)
                 continue
-            if latest.status in (RunStatus.queued, RunStatus.running):
+            if any(r.status in (RunStatus.queued, RunStatus.running) for r in recent):
                 continue
-            progress = latest.progress
+            progress = deferred.progress
             now_budget = await budget.current(session, rt, row.company_id)
             needed = 1
             if progress.deferred_reason and "budget" in progress.deferred_reason:
                 needed = max(1, int(now_budget.planned * CONTINUE_AT_SHARE))
             if now_budget.remaining < needed:
                 continue
-            window = progress.window_end or latest.started_at
+            window = progress.window_end or deferred.started_at
+            work = deferred.work
+            everything = deferred.trigger in READ_EVERYTHING or bool(work and work.everything)
             try:
                 await queue.enqueue(
                     session,
                     row.company_id,
                     trigger=CONTINUE_TRIGGER,
-                    targets=RunTargets(whole=True, only_staler_than=window),
+                    targets=RunTargets(whole=True, everything=everything, only_staler_than=window),
                 )
             except RunAlreadyActive:
                 continue
@@ -251,3 +259,14 @@ async def continue_deferred(rt: Runtime) -> int:
     if queued:
         rt.wake_scheduler()
     return queued
+
+
+def _deferred_run(recent: Sequence[SyncRun], run_id: str | None) -> SyncRun | None:
+    """The run that left units, if no whole run came after it (newest first in `recent`)."""
+    for run in recent:
+        if run.id == run_id:
+            return run
+        work = run.work
+        if work is None or work.whole:
+            return None  # a later whole run read (or deferred) everything again
+    return None

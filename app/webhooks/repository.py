@@ -411,13 +411,19 @@ async def finished_since(session: AsyncSession, since: datetime) -> Sequence[Syn
 
 async def latest_run(session: AsyncSession, company_id: int) -> SyncRun | None:
     """A company's newest run."""
+    runs = await recent_runs(session, company_id, 1)
+    return runs[0] if runs else None
+
+
+async def recent_runs(session: AsyncSession, company_id: int, limit: int) -> Sequence[SyncRun]:
+    """A company's newest runs, newest first."""
     query = (
         select(SyncRun)
         .where(SyncRun.company_id == company_id)
         .order_by(SyncRun.queued_at.desc(), SyncRun.id.desc())
-        .limit(1)
+        .limit(limit)
     )
-    return await session.scalar(query)
+    return (await session.scalars(query)).all()
 
 
 async def unit_freshness(

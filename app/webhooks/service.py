@@ -15,6 +15,7 @@ from app.runs.models import SyncRun
 from app.runtime import Runtime
 from app.sync.context import Coverage
 from app.webhooks import budget, repository, subscriptions
+from app.webhooks.applier import READ_EVERYTHING
 from app.webhooks.metrics import (
     BUDGET_USED,
     BUDGET_USED_BY_COMPANY,
@@ -30,10 +31,6 @@ from app.webhooks.schemas import (
     WebhookSettingsIn,
     WebhooksView,
 )
-
-# Runs an operator or the lifecycle asked for read every unit; the others leave units of
-# covered streams to reconciliation when they are not due.
-READ_EVERYTHING = frozenset({"manual", "install", "destination_change"})
 
 
 def reconcile_interval(rt: Runtime, row: WebhookSubscription | None) -> int:
@@ -58,7 +55,9 @@ async def run_inputs(
     row = await repository.subscription(session, run.company_id)
     since = coverage_of(row)
     coverage = None
-    if since and run.trigger not in READ_EVERYTHING:
+    work = run.work
+    everything = run.trigger in READ_EVERYTHING or (work is not None and work.everything)
+    if since and not everything:
         coverage = Coverage(
             since=since,
             interval=timedelta(seconds=reconcile_interval(rt, row)),
