@@ -131,6 +131,7 @@ class Gate:
         self.started = time.monotonic()
         self.first_request = first_request
         self.reason: str | None = None
+        self.in_flight = 0  # units started and not finished: each will cost a request at least
         self._checked_at = 0.0
         self._waiting = False
 
@@ -138,9 +139,8 @@ class Gate:
         """Why this unit waits for a later run, or None to read it now."""
         ctx = self.ctx
         allowance = ctx.spec.request_allowance
-        if self.reason == BUDGET_SPENT or (
-            allowance is not None and ctx.requests.requests - self.first_request >= allowance
-        ):
+        spent = ctx.requests.requests - self.first_request + self.in_flight
+        if self.reason == BUDGET_SPENT or (allowance is not None and spent >= allowance):
             self.reason = BUDGET_SPENT
             return BUDGET_SPENT
         if unit.target:
@@ -181,12 +181,15 @@ async def run_planned(ctx: RunContext, plan: list[PlannedUnit], gate: Gate) -> l
                 left.append(unit)
                 _defer(ctx, unit, reason)
                 return
+            gate.in_flight += 1
             try:
                 await run_unit(ctx, STREAMS[unit.stream], unit.project_id)
             except (ProcoreForbiddenError, ProcoreNotFoundError) as exc:
                 if unit.target and not isinstance(exc, AppNotConnectedError):
                     _target_read(ctx, unit.key)  # nothing there to read: its events are done
                 raise
+            finally:
+                gate.in_flight -= 1
             if unit.target:
                 _target_read(ctx, unit.key)
             elif unit.reconcile:
