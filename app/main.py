@@ -28,6 +28,8 @@ from app.runtime import Runtime, build_runtime
 from app.scheduling.scheduler import Scheduler
 from app.scheduling.startup import Startup
 from app.scheduling.worker import Worker
+from app.webhooks.inbox import Inbox
+from app.webhooks.router import router as webhook_router
 
 log = get_logger(__name__)
 
@@ -136,10 +138,12 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         rt, startup = await start(settings, role, migrate=migrate)
         app.state.runtime = rt
+        app.state.webhook_inbox = Inbox(rt)
         log.info("service started", role=str(role), worker_id=rt.worker_id)
         try:
             yield
         finally:
+            await app.state.webhook_inbox.close()
             await startup.close()
             await rt.aclose()
             log.info("service stopped")
@@ -161,6 +165,7 @@ def create_app(
     if serves_api:
         app.include_router(callback_router)
         app.include_router(admin_router)
+        app.include_router(webhook_router)  # public: Procore delivers here (SPEC section 8)
         install_console(app)
     # Outermost last: the port split, then authentication, then the body size limit.
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)

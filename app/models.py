@@ -8,4 +8,5 @@ def import_all_models() -> None:
     import app.console.models
     import app.credentials.models
     import app.installations.models
-    import app.runs.models  # noqa: F401
+    import app.runs.models
+    import app.webhooks.models  # noqa: F401

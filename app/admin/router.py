@@ -12,7 +12,7 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response, status
 
-from app.admin import actions, audit_routes, destination_test, views
+from app.admin import actions, audit_routes, destination_test, views, webhook_routes
 from app.admin import responses as r
 from app.admin.auth import Permission, Principal, api_actor, bearer, current_principal, requires
 from app.core.errors import BadRequest
@@ -367,3 +367,4 @@ async def cancel_sync(
 
 router.include_router(audit_routes.router)
 router.include_router(destination_test.router)
+router.include_router(webhook_routes.router)

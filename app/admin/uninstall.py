@@ -22,6 +22,7 @@ from app.installations.schemas import UninstallAnswer
 from app.procore.catalog import STREAMS
 from app.runs import queue
 from app.runtime import Runtime
+from app.webhooks.subscriptions import remove_before_uninstall
 
 log = get_logger(__name__)
 STOP_WAIT_SECONDS = 30.0
@@ -80,6 +81,8 @@ async def uninstall_company(rt: Runtime, company_id: int, *, purge: bool) -> Uni
     wrote to (never the default destination when it wrote none) and every remaining secret."""
     async with unit_of_work(rt.sessions) as session:
         await service.require(session, company_id)
+    await remove_before_uninstall(rt, company_id)  # while its credentials still exist
+    async with unit_of_work(rt.sessions) as session:
         await service.uninstall(session, rt.keyring, company_id, reason=service.REASON_ADMIN)
     rt.cancel_local_runs(company_id=company_id)
     rt.wake_scheduler()

@@ -28,6 +28,8 @@ class Action(StrEnum):
     credentials_replace = "credentials.replace"
     signing_secret_rotate = "signing_secret.rotate"  # noqa: S105 - an action name
     sync_queue = "sync.queue"
+    webhooks_update = "webhooks.update"
+    webhook_secret_rotate = "webhook_secret.rotate"  # noqa: S105 - an action name
     sync_cancel = "sync.cancel"
     sign_in = "console.sign_in"
     sign_in_failed = "console.sign_in_failed"

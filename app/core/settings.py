@@ -209,6 +209,21 @@ class Settings(BaseSettings):
                 )
         return self
 
+    # Webhooks and the request budget (SPEC section 8; docs/decisions/0019-webhooks.md).
+    public_url: str | None = None
+    webhook_namespace: str = Field(default="procore-dmsa-connector", pattern=r"^[a-z0-9-]{1,64}$")
+    webhook_coalesce_seconds: float = Field(default=2.0, ge=0, le=300)
+    webhook_check_seconds: float = Field(default=30.0, ge=0.1, le=86_400)
+    webhook_resubscribe_seconds: int = Field(default=3600, ge=1)
+    webhook_max_body_bytes: int = Field(default=65_536, ge=1024, le=1_048_576)
+    webhook_secret_grace_seconds: int = Field(default=86_400, ge=0, le=30 * 86_400)
+    webhook_inbox_retention_seconds: int = Field(default=7 * 86_400, ge=86_400)
+    webhook_yield_after_seconds: float = Field(default=2.0, ge=0)
+    reconcile_interval_seconds: int = Field(default=86_400, ge=60)
+    request_budget_share: float = Field(default=0.8, gt=0, le=1)
+    procore_hourly_limit: int = Field(default=3600, ge=1)
+    metrics_company_labels: bool = False
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper_level(cls, value: Any) -> Any:
@@ -275,6 +290,23 @@ class Settings(BaseSettings):
     @classmethod
     def _check_callback_secret(cls, value: SecretStr | None) -> SecretStr | None:
         return _check_whsec(value)
+
+    @field_validator("public_url")
+    @classmethod
+    def _check_public_url(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None or not value.strip():
+            return None
+        text = value.strip().rstrip("/")
+        if not re.match(r"^https?://[^/\s?#]+(/[^\s?#]*)?$", text):
+            raise ValueError(
+                "must be the service's public base URL, e.g. https://connector.example.com "
+                "(no query or fragment)"
+            )
+        if info.data.get("mode") == "production" and not text.startswith("https://"):
+            raise ValueError(
+                "must be https:// in production: Procore sends the webhook secret in a header"
+            )
+        return text
 
     @field_validator("destination_allowed_networks", mode="before")
     @classmethod

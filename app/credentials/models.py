@@ -26,6 +26,8 @@ class SecretKind(StrEnum):
     destination_signing_secret = "destination_signing_secret"  # noqa: S105
     destination_previous_signing_secret = "destination_previous_signing_secret"  # noqa: S105
     destination_history = "destination_history"  # the destinations written to, for purge
+    webhook_secret = "webhook_secret"  # noqa: S105 - the header Procore's deliveries carry
+    webhook_previous_secret = "webhook_previous_secret"  # noqa: S105 - accepted until a deadline
 
 
 class DataKey(Base):

@@ -78,6 +78,8 @@ class _Call:
     limiter: CompanyLimiter
     budget: RetryBudget
     auth: TokenRefresh
+    method: str = "GET"
+    body: Any = None
 
 
 class ProcoreClient:
@@ -134,6 +136,24 @@ class ProcoreClient:
     ) -> Any:
         """Returns the decoded JSON of one GET (None for an empty body)."""
         response = await self._send(creds, path, company_id, _query_items(params), stats)
+        return decode_json(response, path)
+
+    async def send(
+        self,
+        creds: ProcoreCredentials,
+        method: str,
+        path: str,
+        *,
+        company_id: int | None,
+        params: Params | None = None,
+        json: Any = None,
+        stats: RequestStats | None = None,
+    ) -> Any:
+        """One call with any verb (the Webhooks API writes hooks and triggers), paced, counted
+        and retried like a GET; returns the decoded JSON (None for an empty body)."""
+        response = await self._send(
+            creds, path, company_id, _query_items(params), stats, method=method, body=json
+        )
         return decode_json(response, path)
 
     async def paginate(
@@ -243,6 +263,9 @@ class ProcoreClient:
         company_id: int | None,
         query: list[tuple[str, str | int | float | bool | None]],
         stats: RequestStats | None,
+        *,
+        method: str = "GET",
+        body: Any = None,
     ) -> httpx.Response:
         """One logical GET: attempts until a 2xx, an answer not worth retrying, or the budget
         is spent. Authentication (`TokenRefresh`), pacing (`_attempt`) and what to do with a
@@ -263,6 +286,8 @@ class ProcoreClient:
             limiter=self.limiter(creds, company_id),
             budget=self._retry.start(),
             auth=TokenRefresh(self._tokens, creds, stats),
+            method=method,
+            body=body,
         )
         while True:
             response = await self._attempt(call)
@@ -296,8 +321,12 @@ class ProcoreClient:
         try:
             # Taken after the pacing wait, so a long wait never sends a stale token.
             token = await call.auth.token()
-            response = await self._http.get(
-                call.url, params=call.query, headers=self._headers(token, call.company_id)
+            response = await self._http.request(
+                call.method,
+                call.url,
+                params=call.query,
+                headers=self._headers(token, call.company_id),
+                json=call.body,
             )
         except httpx.HTTPError as exc:
             failure = exc

@@ -24,6 +24,9 @@ from app.procore.errors import (
 _EPOCH_THRESHOLD = 1_000_000_000
 # A 429 this soon after a window was thought over means the reset is rounded down: widen margin.
 _EARLY_PROBE_SECONDS = 2.0
+# A window whose reset is further away than this is the hourly one, not the 10-second spike
+# window (the headers describe whichever is nearer exhaustion: procore-api.md section 5).
+HOURLY_WINDOW_HORIZON = 60.0
 
 
 def _header_number(headers: Mapping[str, str], name: str) -> float | None:
@@ -116,6 +119,7 @@ class CompanyLimiter:
         self._unmetered = False
         self._probing = False
         self._changed = asyncio.Event()
+        self._hourly_limit: int | None = None
 
     @property
     def in_flight(self) -> int:
@@ -126,6 +130,11 @@ class CompanyLimiter:
     def remaining(self) -> int | None:
         """Returns the last known remaining budget of the nearest window (None if unknown)."""
         return self._remaining
+
+    @property
+    def hourly_limit(self) -> int | None:
+        """The hourly window's X-Rate-Limit-Limit, once an answer described that window."""
+        return self._hourly_limit
 
     @property
     def reset_margin(self) -> float:
@@ -230,6 +239,8 @@ class CompanyLimiter:
             reset_at = now + reset_raw
         if reset_at + self._reset_margin <= now:
             return  # an answer from a window that is already over
+        if limit is not None and reset_at - now > HOURLY_WINDOW_HORIZON:
+            self._hourly_limit = int(limit)
         budget = int(remaining)
         if self._remaining is not None and reset_raw == self._reset_raw:
             budget = min(budget, self._remaining)  # answers may arrive out of order

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.database import Base, utcnow
 from app.runs.progress import Checkpoint, RunProgress, dump_checkpoint, load_checkpoint
+from app.runs.targets import RunTargets
 
 
 class RunStatus(StrEnum):
@@ -61,11 +62,18 @@ class SyncRun(Base):
     error: Mapped[str | None] = mapped_column(Text)
     # RunProgress in its JSON form; read and written through `progress`.
     stats: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # RunTargets in its JSON form (units webhook events asked for); None: a normal run.
+    targets: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
     @property
     def progress(self) -> RunProgress:
         """The run's typed progress."""
         return RunProgress.load(self.stats)
+
+    @property
+    def work(self) -> RunTargets | None:
+        """The run's typed targets (None: a normal run)."""
+        return RunTargets.load(self.targets)
 
 
 class StreamState(Base):

@@ -34,6 +34,7 @@ class StreamStats(BaseModel):
     requests: int = 0
     units_done: int = 0
     units_total: int = 0
+    units_deferred: int = 0
     duration_seconds: float = 0.0
     error: str | None = None
     delete_guard: str | None = None
@@ -57,6 +58,18 @@ class StreamStats(BaseModel):
             self.duration_seconds = round(time.monotonic() - self._started, 3)
 
 
+class TargetOutcome(BaseModel):
+    """What a run did with the units webhook events asked for (keys: `stream:project`)."""
+
+    read: list[str] = Field(default_factory=list, description="units read: their changes landed")
+    deletes: list[str] = Field(default_factory=list, description="units whose deletes landed")
+    deferred: list[str] = Field(default_factory=list, description="units left for a later run")
+    unmatched: dict[str, list[int]] = Field(
+        default_factory=dict, description="changed ids a unit's read did not return"
+    )
+    written_at: dict[str, datetime] = Field(default_factory=dict)
+
+
 class RunProgress(BaseModel):
     """What a run has done so far; stored on the run row after every checkpoint."""
 
@@ -66,6 +79,12 @@ class RunProgress(BaseModel):
     records: int = 0
     streams: dict[str, StreamStats] = Field(default_factory=dict)
     missing_projects: list[int] = Field(default_factory=list)
+    targets: TargetOutcome = Field(default_factory=TargetOutcome)
+    # Units read beyond the targets of streams webhooks cover (the rolling reconciliation).
+    reconciled_units: int = 0
+    # Units left for a later run: the request budget was spent, or webhook events were waiting.
+    deferred_units: int = 0
+    deferred_reason: str | None = None
 
     def settle(self, run_status: str) -> RunProgress:
         """Gives every unfinished stream of an ended run a final status, so no stream of a

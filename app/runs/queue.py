@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, NamedTuple
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import case, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -16,8 +16,11 @@ from app.core.database import utcnow
 from app.core.errors import Conflict, NotFound
 from app.runs.models import ACTIVE_STATUSES, RunStatus, SyncRun
 from app.runs.progress import RunProgress
+from app.runs.targets import RunTargets
 
 CLAIM_CANDIDATES = 10
+# The trigger of runs queued for webhook events.
+WEBHOOK_TRIGGER = "webhook"
 
 
 class RunNotFound(NotFound):
@@ -33,9 +36,20 @@ class RunAlreadyEnded(Conflict):
 
 
 async def enqueue(
-    session: AsyncSession, company_id: int, *, trigger: str, full_refresh: bool = False
+    session: AsyncSession,
+    company_id: int,
+    *,
+    trigger: str,
+    full_refresh: bool = False,
+    targets: RunTargets | None = None,
 ) -> tuple[SyncRun, bool]:
-    """Queues a run; returns (run, created). A queued run is reused; a running one is a 409."""
+    """Queues a run; returns (run, created). A queued run is reused; a running one is a 409.
+
+    `targets` are units webhook events ask to be read. Reusing a queued run folds them in: a
+    normal run keeps reading everything and reads the targets first; a targeted run asked for
+    again as a normal one becomes whole. The fold is a compare-and-set on the queued status,
+    so a run a worker claimed in between is never changed after it read its inputs.
+    """
     run = SyncRun(
         id=str(uuid.uuid4()),
         company_id=company_id,
@@ -43,6 +57,7 @@ async def enqueue(
         full_refresh=full_refresh,
         status=RunStatus.queued,
         stats=RunProgress().dump(),
+        targets=None if targets is None else targets.dump(),
     )
     try:
         async with session.begin_nested():
@@ -68,9 +83,48 @@ async def enqueue(
                 f"a sync is already running for company {company_id}",
                 details=[{"run_id": existing.id}],
             ) from None
-        existing.full_refresh = existing.full_refresh or full_refresh
+        await _fold(session, existing, trigger=trigger, full_refresh=full_refresh, targets=targets)
         return existing, False
     return run, True
+
+
+def folded_targets(existing: RunTargets | None, new: RunTargets | None) -> RunTargets | None:
+    """The targets of a queued run asked for again (None stays a normal run)."""
+    if existing is None:
+        return None if new is None else RunTargets(units=new.units, whole=True)
+    if new is None:
+        return existing.model_copy(update={"whole": True, "only_staler_than": None})
+    return existing.merge(new)
+
+
+async def _fold(
+    session: AsyncSession,
+    existing: SyncRun,
+    *,
+    trigger: str,
+    full_refresh: bool,
+    targets: RunTargets | None,
+) -> None:
+    """Folds a new request into a queued run, only while it is still queued."""
+    merged = folded_targets(existing.work, targets)
+    values: dict[str, Any] = {"full_refresh": existing.full_refresh or full_refresh}
+    if merged is not None:
+        values["targets"] = merged.dump()
+    work = existing.work
+    if targets is None and work is not None and not work.whole:
+        values["trigger"] = trigger  # a targeted run asked for as a normal one
+    result = await session.execute(
+        update(SyncRun)
+        .where(SyncRun.id == existing.id, SyncRun.status == RunStatus.queued)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        raise RunAlreadyActive(
+            f"a sync is already running for company {existing.company_id}",
+            details=[{"run_id": existing.id}],
+        )
+    await session.refresh(existing)
 
 
 async def active_run(session: AsyncSession, company_id: int) -> SyncRun | None:
@@ -155,7 +209,13 @@ async def claim(
     candidates = (
         select(SyncRun.id, SyncRun.status)
         .where(_claimable(now), SyncRun.cancel_requested.is_(False))
-        .order_by(SyncRun.attempts, SyncRun.queued_at, SyncRun.id)
+        # Runs webhook events asked for are small and someone waits for them: they go first.
+        .order_by(
+            SyncRun.attempts,
+            case((SyncRun.trigger == WEBHOOK_TRIGGER, 0), else_=1),
+            SyncRun.queued_at,
+            SyncRun.id,
+        )
         .limit(CLAIM_CANDIDATES)
     )
     if exclude:

@@ -10,6 +10,7 @@ from datetime import timedelta
 from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.database import unit_of_work, utcnow
 from app.core.errors import Conflict
@@ -20,6 +21,7 @@ from app.installations import service as installations
 from app.runs import queue
 from app.runs.retention import RetentionPolicy, apply_retention
 from app.runtime import Runtime
+from app.scheduling import events
 from app.scheduling.worker import Worker
 
 log = get_logger(__name__)
@@ -52,8 +54,17 @@ async def enqueue_due(rt: Runtime, *, batch: int = DUE_BATCH) -> TickResult:
                 result.queued += int(created)
             except Conflict:
                 result.skipped_running += 1
+                if await _only_targets_running(session, inst.company_id):
+                    continue  # a short run for webhook events: queue this one at a next tick
             due.schedule_next(inst, now)
     return result
+
+
+async def _only_targets_running(session: AsyncSession, company_id: int) -> bool:
+    """Whether the company's running run only reads units webhook events asked for."""
+    run = await queue.active_run(session, company_id)
+    work = run.work if run is not None else None
+    return work is not None and not work.whole
 
 
 class Scheduler:
@@ -64,6 +75,7 @@ class Scheduler:
         self.worker = worker
         self.aps = AsyncIOScheduler(timezone="UTC")
         self._loop_task: asyncio.Task[None] | None = None
+        self._events_task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         """Starts the tick and discovery jobs and the wake-up loop."""
@@ -105,8 +117,22 @@ class Scheduler:
                 id="retention",
                 next_run_time=utcnow() + timedelta(seconds=min(60, interval)),
             )
+        self.aps.add_job(
+            events.subscribe_due,
+            "interval",
+            args=[self.rt],
+            seconds=settings.webhook_check_seconds,
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=None,
+            id="webhook-subscriptions",
+            next_run_time=utcnow(),
+        )
         self.aps.start()
         self._loop_task = asyncio.create_task(self._wake_loop(), name="scheduler-wake")
+        self._events_task = asyncio.create_task(
+            events.EventLoop(self.rt).run(), name="webhook-events"
+        )
 
     async def tick(self) -> None:
         """One tick: end abandoned runs, queue due runs, then let the worker claim what it can."""
@@ -161,9 +187,10 @@ class Scheduler:
     async def shutdown(self) -> None:
         """Stops the jobs and the wake-up loop, then lets running syncs checkpoint and stop."""
         self.aps.shutdown(wait=False)
-        if self._loop_task:
-            self._loop_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._loop_task
+        for task in (self._loop_task, self._events_task):
+            if task:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         if self.worker is not None:
             await self.worker.shutdown()

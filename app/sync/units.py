@@ -136,6 +136,10 @@ class UnitDriver:
     def is_full(self, state: UnitState) -> bool:
         """Whether this unit is read in full in this run."""
         settings = self.ctx.rt.settings
+        if self.ctx.is_target(self.stream.name, self.project_id) and not self.ctx.full_refresh:
+            # A unit events asked for reads their changes now; a due periodic full listing
+            # waits for a later run (reconciliation).
+            return state.cursor is None or self.stream.cursor == Cursor.none
         return needs_full_listing(
             self.stream,
             full_refresh=self.ctx.full_refresh,
@@ -203,6 +207,7 @@ class UnitDriver:
         )
         self.stats.records_read += len(records)
         self.stats.records_skipped += skipped
+        ctx.written(self.stream.name, self.project_id, [record.id for record in batch])
         if batch:
             result = await ctx.destination.write(
                 self.stream.name, ctx.company_id, batch, run_id=ctx.run_id

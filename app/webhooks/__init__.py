@@ -1,0 +1,1 @@
+"""Procore webhooks: subscriptions, the delivery receiver, applying events, the request budget."""
