@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,6 +57,13 @@ def _query_items(params: Params | None) -> list[tuple[str, str | int | float | b
         else:
             items.extend((name, str(v)) for v in value)
     return items
+
+
+def _retrieve(task: asyncio.Task[Page]) -> None:
+    """Marks a prefetch's failure as seen: it is raised to the caller when it asks for the page,
+    or dropped with the listing it belonged to (no "exception never retrieved" warning)."""
+    if not task.cancelled():
+        task.exception()
 
 
 @dataclass
@@ -142,16 +149,32 @@ class ProcoreClient:
     ) -> AsyncIterator[Page]:
         """Yields a listing page by page from ``start_page``, following ``Link: next``.
 
-        ``page`` and ``per_page`` in ``params`` are ignored: the client owns them. Only one page
-        is held at a time, so memory stays flat whatever the size of the listing.
+        ``page`` and ``per_page`` in ``params`` are ignored: the client owns them. While the
+        caller works on one page the next one is already being fetched (prefetch), so at most
+        two pages are held at a time and memory stays flat whatever the size of the listing.
+        A failure of the prefetched page is raised when the caller asks for that page, never
+        earlier; a caller that stops early leaves at most one request made for nothing.
         """
         base = [(k, v) for k, v in _query_items(params) if k not in ("page", "per_page")]
-        page: int | None = max(1, start_page)
-        while page is not None:
-            query = [*base, ("page", str(page)), ("per_page", str(self.per_page))]
-            page_obj = await self._fetch_page(creds, path, company_id, query, stats, page)
-            yield page_obj
-            page = page_obj.next_page
+
+        def fetch(number: int) -> Coroutine[Any, Any, Page]:
+            query = [*base, ("page", str(number)), ("per_page", str(self.per_page))]
+            return self._fetch_page(creds, path, company_id, query, stats, number)
+
+        current = await fetch(max(1, start_page))
+        ahead: asyncio.Task[Page] | None = None
+        try:
+            while True:
+                if current.next_page is not None:
+                    ahead = asyncio.create_task(fetch(current.next_page))
+                    ahead.add_done_callback(_retrieve)
+                yield current
+                if ahead is None:
+                    return
+                current, ahead = await ahead, None
+        finally:
+            if ahead is not None and not ahead.done():
+                ahead.cancel()
 
     async def _fetch_page(
         self,
