@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, NamedTuple
@@ -183,6 +183,41 @@ async def claim(
             assert run is not None
             return Claimed(run, recovered=status == RunStatus.running)
     return None
+
+
+async def end_dead_leases(
+    session: AsyncSession, is_dead: Callable[[str], bool]
+) -> list[tuple[str, str]]:
+    """Ends now the leases of holders known to be dead (a crashed process on this host), so
+    their runs are claimable at once instead of after the lease; returns (run id, owner)."""
+    now = utcnow()
+    held = await session.execute(
+        select(SyncRun.id, SyncRun.lease_owner).where(
+            SyncRun.status == RunStatus.running, SyncRun.lease_expires_at >= now
+        )
+    )
+    verdicts: dict[str, bool] = {}
+    ended = []
+    for run_id, owner in list(held):
+        if owner is None:
+            continue
+        if owner not in verdicts:
+            verdicts[owner] = is_dead(owner)
+        if not verdicts[owner]:
+            continue
+        result = await session.execute(
+            update(SyncRun)
+            .where(
+                SyncRun.id == run_id,
+                SyncRun.lease_owner == owner,
+                SyncRun.status == RunStatus.running,
+            )
+            .values(lease_expires_at=now - timedelta(seconds=1))
+            .execution_options(synchronize_session=False)
+        )
+        if result.rowcount == 1:  # type: ignore[attr-defined]
+            ended.append((run_id, owner))
+    return ended
 
 
 class Lease(StrEnum):

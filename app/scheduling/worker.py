@@ -76,6 +76,9 @@ class Worker:
         self.concurrency = concurrency or rt.settings.worker_concurrency
         self.running: dict[str, ActiveRun] = {}
         self._closing = False
+        self._next_liveness_check = 0.0
+        # SQLite: a lock file the kernel frees when this process dies (app/runs/owners.py).
+        rt.identity.hold_lock(rt.settings.database_url)
 
     @property
     def busy_companies(self) -> list[int]:
@@ -84,6 +87,7 @@ class Worker:
 
     async def poll(self) -> int:
         """Claims and starts as many runs as there are free slots; returns how many started."""
+        await self._resume_from_dead_holders()
         started = 0
         while not self._closing and len(self.running) < self.concurrency:
             async with unit_of_work(self.rt.sessions) as session:
@@ -106,6 +110,31 @@ class Worker:
             self.start(claimed.run)
             started += 1
         return started
+
+    async def _resume_from_dead_holders(self) -> None:
+        """Makes the runs of a crashed process on this host claimable now (at start-up, then at
+        most once per heartbeat interval), instead of waiting for their leases to expire."""
+        settings, identity = self.rt.settings, self.rt.identity
+        first = self._next_liveness_check == 0.0
+        if self._closing or time.monotonic() < self._next_liveness_check:
+            return
+        interval = min(settings.heartbeat_seconds, settings.lease_seconds / 3)
+        self._next_liveness_check = time.monotonic() + interval
+        try:
+            async with unit_of_work(self.rt.sessions) as session:
+                ended = await queue.end_dead_leases(session, identity.is_dead)
+        except Exception as exc:  # the claim below still works; leases expire anyway
+            log.warning("could not check for dead lease holders", error=str(exc)[:200])
+            return
+        for run_id, owner in ended:
+            log.warning(
+                "the process holding a run died; resuming it without waiting for its lease",
+                run_id=run_id,
+                previous_owner=owner,
+            )
+            identity.forget(owner)
+        if first:
+            identity.prune()
 
     def start(self, run: SyncRun) -> ActiveRun:
         """Starts executing a run this worker has claimed."""
