@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
-from sqlalchemy.exc import SQLAlchemyError
 
-from app.config import Settings, SettingsError, load_settings
 from app.core.errors import ConnectorError
+
+if TYPE_CHECKING:
+    from app.config import Settings
+
+# Start-up time: `connector --help` imports typer and nothing else of weight; settings (and
+# with them SQLAlchemy, httpx and the stream catalog) are imported by the commands that use them.
 
 cli = typer.Typer(
     name="connector",
@@ -31,6 +35,8 @@ def fail(message: str, code: int = 2) -> NoReturn:
 
 def settings_or_exit(**overrides: object) -> Settings:
     """Loads settings, turning a bad value into one line that names the variable."""
+    from app.config import SettingsError, load_settings
+
     try:
         return load_settings(**overrides)
     except SettingsError as exc:
@@ -123,6 +129,8 @@ def sync(
     full_refresh: Annotated[bool, typer.Option(help="re-read everything")] = False,
 ) -> None:
     """Run one sync of one installation in the foreground, with progress."""
+    from sqlalchemy.exc import SQLAlchemyError
+
     from app.core.logging import configure_logging
     from app.scheduling.foreground import run_foreground
 
@@ -153,6 +161,8 @@ def keys_generate(
 @keys_cli.command("rotate")
 def keys_rotate() -> None:
     """Re-encrypt every stored secret under the primary (first) key."""
+    from sqlalchemy.exc import SQLAlchemyError
+
     from app.credentials.rotation import rotate_all
 
     settings = settings_or_exit()
