@@ -18,6 +18,7 @@ from app.runs.models import ACTIVE_STATUSES, RunStatus, SyncRun
 from app.runs.progress import RunProgress
 
 CLAIM_CANDIDATES = 10
+REPEATED_CRASHES = 2  # attempts from which a run waits behind every other
 
 
 class RunNotFound(NotFound):
@@ -148,24 +149,30 @@ async def claim(
 ) -> Claimed | None:
     """Atomically takes the next claimable run (or `run_id`): queued, or with an expired lease.
 
-    Order: fewest attempts first (a run that keeps killing its worker cannot starve the
-    others), then oldest queue time (a run that yielded its slot went to the back).
+    Order: oldest queue time first (a run that yielded its slot went to the back), so a run
+    whose worker crashed once resumes in its place, ahead of the backlog; a run that killed
+    two workers or more waits behind every other (it cannot starve them).
     """
     now = utcnow()
+    # PostgreSQL: a claimer skips the row another one is taking (SKIP LOCKED) instead of
+    # queueing behind its lock, so the first candidate is ours. SQLite has one writer.
+    postgres = session.get_bind().dialect.name == "postgresql"
     candidates = (
         select(SyncRun.id, SyncRun.status)
         .where(_claimable(now), SyncRun.cancel_requested.is_(False))
-        .order_by(SyncRun.attempts, SyncRun.queued_at, SyncRun.id)
-        .limit(CLAIM_CANDIDATES)
+        .order_by(SyncRun.attempts >= REPEATED_CRASHES, SyncRun.queued_at, SyncRun.id)
+        .limit(1 if postgres else CLAIM_CANDIDATES)
     )
     if exclude:
         candidates = candidates.where(SyncRun.company_id.not_in(list(exclude)))
     if run_id is not None:
         candidates = candidates.where(SyncRun.id == run_id)
+    if postgres:
+        candidates = candidates.with_for_update(skip_locked=True)
     for candidate, status in list(await session.execute(candidates)):
-        # Compare-and-set: only one claimer's UPDATE matches, on SQLite and PostgreSQL alike
-        # (PostgreSQL re-checks the WHERE clause on the row version a concurrent claimer left).
-        result = await session.execute(
+        # Compare-and-set all the same: only one claimer's UPDATE matches (PostgreSQL re-checks
+        # the WHERE clause on the row version a concurrent claimer left).
+        run = await session.scalar(
             update(SyncRun)
             .where(SyncRun.id == candidate, _claimable(now), SyncRun.cancel_requested.is_(False))
             .values(
@@ -176,11 +183,10 @@ async def claim(
                 started_at=func.coalesce(SyncRun.started_at, now),
                 attempts=SyncRun.attempts + 1,
             )
-            .execution_options(synchronize_session=False)
+            .returning(SyncRun)
+            .execution_options(synchronize_session=False, populate_existing=True)
         )
-        if result.rowcount == 1:  # type: ignore[attr-defined]
-            run = await session.get(SyncRun, candidate, populate_existing=True)
-            assert run is not None
+        if run is not None:
             return Claimed(run, recovered=status == RunStatus.running)
     return None
 
@@ -188,8 +194,7 @@ async def claim(
 async def end_dead_leases(
     session: AsyncSession, is_dead: Callable[[str], bool]
 ) -> list[tuple[str, str]]:
-    """Ends now the leases of holders known to be dead (a crashed process on this host), so
-    their runs are claimable at once instead of after the lease; returns (run id, owner)."""
+    """Ends the leases of holders known to be dead now; returns the (run id, owner) freed."""
     now = utcnow()
     held = await session.execute(
         select(SyncRun.id, SyncRun.lease_owner).where(

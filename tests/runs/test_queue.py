@@ -107,6 +107,19 @@ class TestClaim:
         order = [(await claim(rt, "w")).run.id for _ in range(3)]  # type: ignore[union-attr]
         assert order == [older, newer, crashy]
 
+    async def test_a_run_whose_worker_crashed_once_resumes_ahead_of_the_backlog(
+        self, rt: Runtime
+    ) -> None:
+        now = utcnow()
+        fresh = await make_run(rt, 1, queued_at=now - timedelta(minutes=1))
+        orphan = await make_run(rt, 2, queued_at=now - timedelta(hours=1))
+        async with unit_of_work(rt.sessions) as session:
+            held = await queue.claim(session, "crashed", 30, run_id=orphan)
+        assert held is not None
+        await expire_lease(rt, orphan)
+        first = await claim(rt, "w")
+        assert first is not None and first.run.id == orphan and first.recovered
+
     async def test_an_expired_lease_is_taken_over_and_the_old_owner_fenced(
         self, rt: Runtime
     ) -> None:
