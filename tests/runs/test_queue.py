@@ -117,8 +117,9 @@ class TestClaim:
             held = await queue.claim(session, "crashed", 30, run_id=orphan)
         assert held is not None
         await expire_lease(rt, orphan)
-        first = await claim(rt, "w")
+        first, second = await claim(rt, "w"), await claim(rt, "w")
         assert first is not None and first.run.id == orphan and first.recovered
+        assert second is not None and second.run.id == fresh
 
     async def test_an_expired_lease_is_taken_over_and_the_old_owner_fenced(
         self, rt: Runtime
