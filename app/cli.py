@@ -106,8 +106,9 @@ def demo(
     sys.exit(run_demo(keep_running=keep))
 
 
-@cli.command()
+@cli.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def simulator(
+    ctx: typer.Context,
     host: str = "127.0.0.1",
     port: int = 8765,
     companies: int = 2,
@@ -117,10 +118,10 @@ def simulator(
     client_id: Annotated[str | None, typer.Option(help="simulated app's client id")] = None,
     client_secret: Annotated[str | None, typer.Option(help="simulated app's secret")] = None,
 ) -> None:
-    """Run the bundled Procore API simulator."""
+    """Run the bundled Procore API simulator (behaviour options: python -m procore_sim --help)."""
     from procore_sim.cli import run
 
-    run(host, port, companies, projects, records, seed, client_id, client_secret)
+    run(host, port, companies, projects, records, seed, client_id, client_secret, ctx.args)
 
 
 @cli.command()

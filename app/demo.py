@@ -74,7 +74,12 @@ def run_demo(*, keep_running: bool = False) -> int:
     DEMO_DIR.mkdir(parents=True)
     destination = (DEMO_DIR / "destination.db").resolve()
     callback_secret, admin_token = generate_signing_secret(), uuid.uuid4().hex
-    sim_config = SimulatorConfig(companies=2, projects=3, records=40, seed=7)
+    sim_config = SimulatorConfig.lenient(
+        companies=2,
+        projects=3,
+        records=40,
+        seed=7,
+    )
     try:
         with SimulatorServer(sim_config, host="127.0.0.1", port=0) as sim:
             company = sim.state.companies()[0]
@@ -97,6 +102,11 @@ def run_demo(*, keep_running: bool = False) -> int:
             )
             with ServiceThread(create_app(settings)) as service_url:
                 console.print(f"simulator at {sim.url}, service at {service_url}")
+                console.print(
+                    f"simulator rate limits raised for the demo: {sim_config.hourly_limit}/h, "
+                    f"{sim_config.spike_limit} per {sim_config.spike_window_seconds:g} s "
+                    "(Procore's documented 3,600/h and 25 per 10 s would slow it down)"
+                )
                 client = httpx.Client(
                     base_url=service_url, headers={"Authorization": f"Bearer {admin_token}"}
                 )

@@ -32,7 +32,8 @@ def serve(records: int, url_queue: Any, stop: Event) -> None:
     from procore_sim import SimulatorConfig
     from procore_sim.server import SimulatorServer
 
-    config = SimulatorConfig(companies=1, projects=1, records=records, seed=1)
+    # Rate limits raised: this measures the client's throughput, not Procore's limits.
+    config = SimulatorConfig.lenient(companies=1, projects=1, records=records, seed=1)
     with SimulatorServer(config) as sim:
         url_queue.put(sim.url)
         stop.wait()

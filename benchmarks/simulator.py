@@ -13,6 +13,7 @@ import time
 
 import httpx
 
+from procore_sim import SimulatorConfig
 from procore_sim.server import SimulatorProcess
 
 
@@ -39,7 +40,10 @@ def main() -> None:
     args = parser.parse_args()
 
     with (
-        SimulatorProcess(records=args.records) as server,
+        # Rate limits raised: this measures the simulator's throughput, not Procore's limits.
+        SimulatorProcess(
+            SimulatorConfig.lenient(companies=1, projects=1, records=args.records)
+        ) as server,
         httpx.Client(base_url=server.url, timeout=60) as client,
     ):
         creds = client.get("/_sim/clients").json()["clients"][0]

@@ -32,6 +32,7 @@ from app.installations import service
 from app.runs import queue
 from app.runtime import Runtime, build_runtime
 from app.scheduling.worker import Worker
+from procore_sim import SimulatorConfig
 from procore_sim.server import SimulatorProcess
 
 STREAMS = ["rfis", "submittals", "observations", "punch_items"]
@@ -128,7 +129,12 @@ def main() -> None:
         f"sync benchmark: {total:,} records ({len(STREAMS)} streams x {args.projects} projects "
         f"x {args.records}), per_page={PER_PAGE}"
     )
-    with SimulatorProcess(projects=args.projects, records=args.records) as sim:
+    sim_config = SimulatorConfig.lenient(
+        companies=1,
+        projects=args.projects,
+        records=args.records,
+    )
+    with SimulatorProcess(sim_config) as sim:
         sim_url = sim.url
         tmp = Path(tempfile.mkdtemp(prefix="sync-bench-dest-"))
         print("destination SQLite:")

@@ -11,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from procore_sim.budget import view_rows
 from procore_sim.catalog import STREAMS, StreamSpec
 from procore_sim.generate.common import iso
 from procore_sim.guard import Caller, check_company, check_project, guard, sim_of
@@ -27,6 +28,15 @@ from procore_sim.listing import (
 )
 from procore_sim.state import Simulator
 from procore_sim.store import Stored, View, parse_ts
+from procore_sim.views import (
+    COMMITMENTS,
+    compact,
+    compact_bytes,
+    manpower_status,
+    people_status,
+    project_status,
+    too_large,
+)
 
 Target = Literal["company_query", "company_path", "project_path", "project_query"]
 JSON = "application/json; charset=utf-8"
@@ -43,6 +53,8 @@ class ListRoute:
     filters: bool = True
     parent_param: str | None = None
     daily: bool = False
+    # Procore's /users/inactive and /vendors/inactive lists.
+    inactive: bool = False
 
 
 def json_response(
@@ -53,10 +65,17 @@ def json_response(
     return Response(raw, status_code=status, headers=dict(headers or {}), media_type=JSON)
 
 
-def paged(request: Request, sim: Simulator, items: list[Stored] | list[bytes]) -> Response:
+def paged(
+    request: Request,
+    sim: Simulator,
+    items: list[Stored] | list[bytes],
+    *,
+    max_per_page: int | None = None,
+) -> Response:
     """One page of items with Total, Per-Page and Link headers."""
     cfg = sim.config
-    page, per_page = page_params(request.query_params, cfg.default_per_page, cfg.max_per_page)
+    cap = cfg.max_per_page if max_per_page is None else max_per_page
+    page, per_page = page_params(request.query_params, cfg.default_per_page, cap)
     chunk = items[(page - 1) * per_page : page * per_page]
     if chunk and isinstance(chunk[0], bytes):
         body = b"[" + b",".join(c for c in chunk if isinstance(c, bytes)) + b"]"
@@ -113,6 +132,17 @@ def _view(spec: StreamSpec, route: ListRoute, params: Mapping[str, str]) -> View
     return "active"
 
 
+def _budget_view(
+    request: Request, route: ListRoute, sim: Simulator, company_id: int, project_id: int
+) -> dict[str, object]:
+    parent_id = int(request.path_params[route.parent_param or ""])
+    parents = sim.store.partition("budget_views", company_id, project_id).view("active")
+    for parent in parents:
+        if parent.data["id"] == parent_id:
+            return parent.data
+    raise ApiError(404, {"errors": f"Budget view {parent_id} not found"})
+
+
 def _select(
     request: Request,
     route: ListRoute,
@@ -120,20 +150,22 @@ def _select(
     spec: StreamSpec,
     company_id: int,
     project_id: int,
-) -> list[Stored]:
+) -> list[Stored] | list[bytes]:
     params = request.query_params
-    records = sim.store.partition(spec.name, company_id, project_id).view(
-        _view(spec, route, params)
-    )
+    part = sim.store.partition(spec.name, company_id, project_id)
+    records = part.view(_view(spec, route, params))
     if route.parent_param is not None:
-        parent_id = int(request.path_params[route.parent_param])
-        parent_stream = spec.parent or ""
-        parents = sim.store.partition(parent_stream, company_id, project_id).view("active")
-        if all(p.data["id"] != parent_id for p in parents):
-            raise ApiError(404, {"errors": f"Budget view {parent_id} not found"})
-        records = [s for s in records if s.data.get("budget_view_id") == parent_id]
+        view = _budget_view(request, route, sim, company_id, project_id)
+        if sim.config.budget_rows_repeat_ids:
+            return view_rows(part, view, iso(sim.store.anchor)[:7])
+        records = [s for s in records if s.data.get("budget_view_id") == view["id"]]
     if spec.name == "projects":
         records = [s for s in records if sim.project_permitted(int(s.data["id"]))]
+        records = project_status(records, params, sim)
+    if spec.name in ("users", "vendors"):
+        records = people_status(records, route.inactive, sim)
+    if spec.name == "daily_manpower_logs":
+        records = manpower_status(records, params, sim)
     if route.daily:
         records = _daily_window(records, params, sim)
     if route.filters and spec.updated_filter and params.get("filters[updated_at]"):
@@ -148,6 +180,8 @@ def _select(
     keys = sort_keys(params, spec.sort) if route.filters else []
     if keys:
         records = sort_records(records, keys)
+    if spec.name in COMMITMENTS and compact(params, sim):
+        return [compact_bytes(s) for s in records]
     return records
 
 
@@ -176,21 +210,29 @@ def list_endpoint(route: ListRoute) -> Callable[[Request], Awaitable[Response]]:
         caller = guard(request)
         with sim.lock:
             company_id, project_id = _scope(request, route, sim, caller)
+            too_large(request, sim)
             records = _select(request, route, sim, spec, company_id, project_id)
-            return paged(request, sim, records)
+            cap = sim.config.projects_max_per_page if spec.name == "projects" else None
+            return paged(request, sim, records, max_per_page=cap)
 
     return endpoint
 
 
 async def companies_endpoint(request: Request) -> Response:
-    """GET /rest/v1.0/companies: the companies where the app is installed."""
+    """GET /rest/v1.0/companies: the companies where the app is installed.
+
+    Free companies only with include_free_companies=true (procore-api.md section 11).
+    """
     sim = sim_of(request)
     guard(request, company_required=False)
-    fields = ("id", "name", "is_active", "logo_url", "my_company")
+    include_free = request.query_params.get("include_free_companies", "").lower() == "true"
+    fields = ("id", "name", "is_active", "logo_url", "pcn_business_experience", "my_company")
     items = [
         json.dumps({k: c[k] for k in fields}, separators=(",", ":")).encode()
-        for c in sim.listed_companies()
+        for c in sim.listed_companies(include_free=include_free)
     ]
+    if sim.take_empty_companies_answer():
+        items = []  # a one-off empty answer, armed through the control API
     return paged(request, sim, items)
 
 
@@ -198,10 +240,9 @@ async def me_endpoint(request: Request) -> Response:
     """GET /rest/v1.0/me: the DMSA service user."""
     sim = sim_of(request)
     caller = guard(request, company_required=False)
-    base = sim.config.seed * 1000 + 7
     return json_response(
         {
-            "id": base,
+            "id": sim.me_id(),
             "login": f"{caller.client_id}@dmsa.procore.invalid",
             "name": "Data Connector (DMSA)",
         }
@@ -220,6 +261,18 @@ def list_routes() -> list[ListRoute]:
             filters=False,
         ),
         ListRoute("/rest/v1.0/vendors", "vendors", "company_query"),
+        ListRoute(
+            "/rest/v1.0/companies/{company_id:int}/vendors/inactive",
+            "vendors",
+            "company_path",
+            inactive=True,
+        ),
+        ListRoute(
+            "/rest/v1.0/companies/{company_id:int}/users/inactive",
+            "users",
+            "company_path",
+            inactive=True,
+        ),
         ListRoute("/rest/v1.0/projects/{project_id:int}/rfis", "rfis", "project_path"),
         ListRoute(
             "/rest/v1.0/projects/{project_id:int}/rfis/recycle_bin",

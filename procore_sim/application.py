@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -15,6 +18,9 @@ from procore_sim.middleware import SimulatorMiddleware
 from procore_sim.oauth import oauth_routes
 from procore_sim.state import Simulator
 from procore_sim.store import UnknownRecordError
+from procore_sim.webhooks.control import webhook_control_routes
+from procore_sim.webhooks.dispatcher import Dispatcher
+from procore_sim.webhooks.routes import webhook_routes
 
 
 async def _api_error(request: Request, exc: Exception) -> Response:
@@ -34,16 +40,35 @@ class SimulatorApp(Starlette):
     """Starlette app whose outermost layer is the fault/log middleware (it needs the raw send)."""
 
     def __init__(self, sim: Simulator) -> None:
+        dispatcher = Dispatcher(sim)
+
+        @asynccontextmanager
+        async def lifespan(app: Starlette) -> AsyncIterator[None]:
+            await dispatcher.start()
+            try:
+                yield
+            finally:
+                await dispatcher.stop()
+
         super().__init__(
-            routes=[*oauth_routes(), *api_routes(), *control_routes()],
+            routes=[
+                *oauth_routes(),
+                *webhook_routes(),
+                *api_routes(),
+                *control_routes(),
+                *webhook_control_routes(),
+            ],
             exception_handlers={
                 ApiError: _api_error,
                 UnknownRecordError: _unknown,
                 404: _not_found,
             },
+            lifespan=lifespan,
         )
         self.state.sim = sim
-        self._outer = SimulatorMiddleware(super().__call__, sim)
+        self.state.dispatcher = dispatcher
+        # Without a lifespan (an ASGI transport), the first request starts the deliveries.
+        self._outer = SimulatorMiddleware(super().__call__, sim, dispatcher.start)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self._outer(scope, receive, send)

@@ -17,7 +17,8 @@ from procore_sim.listing import ApiError
 NO_CONTENT = 204
 
 
-async def _body(request: Request) -> dict[str, Any]:
+async def body_of(request: Request) -> dict[str, Any]:
+    """The JSON object body of a control request ({} when empty); 400 otherwise."""
     raw = await request.body()
     if not raw.strip():
         return {}
@@ -37,7 +38,8 @@ def _stream(request: Request) -> str:
     return stream
 
 
-def _optional_int(value: Any, name: str) -> int | None:
+def optional_int(value: Any, name: str) -> int | None:
+    """An optional integer parameter; 400 when it is not one."""
     if value is None or value == "":
         return None
     try:
@@ -64,24 +66,44 @@ async def streams(request: Request) -> Response:
 
 
 async def company_action(request: Request) -> Response:
-    """POST /_sim/companies/{id}/install|uninstall|disconnect."""
+    """POST /_sim/companies/{id}/install|uninstall|disconnect|reconnect."""
     sim = sim_of(request)
     company_id = int(request.path_params["company_id"])
     action = {
         "install": sim.install_company,
         "uninstall": sim.uninstall_company,
         "disconnect": sim.disconnect_company,
+        "reconnect": sim.reconnect_company,
     }.get(request.path_params["action"])
     if action is None:
-        raise ApiError(404, {"error": "action must be install, uninstall or disconnect"})
+        raise ApiError(404, {"error": "action must be install, uninstall, disconnect or reconnect"})
     action(company_id)
     return json_response({"company_id": company_id, "status": sim.company_status(company_id)})
+
+
+async def empty_companies(request: Request) -> Response:
+    """POST /_sim/companies/empty_once with {"times": n}: the next n /companies answers are []."""
+    sim = sim_of(request)
+    body = await body_of(request)
+    times = optional_int(body.get("times"), "times")
+    pending = sim.answer_empty_companies(1 if times is None else times)
+    return json_response({"empty_answers_pending": pending})
+
+
+def _source(body: dict[str, Any]) -> dict[str, Any] | None:
+    """Webhook event metadata overrides ({source_application_id, ...}) of a mutation body."""
+    source = body.get("source")
+    if source is None:
+        return None
+    if not isinstance(source, dict):
+        raise ApiError(400, {"error": "source must be an object"})
+    return source
 
 
 async def project_permission(request: Request) -> Response:
     """PUT /_sim/companies/{cid}/projects/{pid}/permitted with {"permitted": bool}."""
     sim = sim_of(request)
-    body = await _body(request)
+    body = await body_of(request)
     company_id = int(request.path_params["company_id"])
     project_id = int(request.path_params["project_id"])
     permitted = bool(body.get("permitted", True))
@@ -90,19 +112,20 @@ async def project_permission(request: Request) -> Response:
 
 
 async def list_records(request: Request) -> Response:
-    """GET /_sim/records/{stream}?company_id=&project_id=&include_deleted=."""
+    """GET /_sim/records/{stream}?company_id=&project_id=&include_deleted=&budget_view_id=."""
     sim = sim_of(request)
     stream = _stream(request)
     params = request.query_params
-    company_id = _optional_int(params.get("company_id"), "company_id")
+    company_id = optional_int(params.get("company_id"), "company_id")
     if company_id is None and stream != "companies":
         raise ApiError(400, {"error": "company_id is required"})
     include_deleted = params.get("include_deleted", "").lower() in ("1", "true", "yes")
     records = sim.records(
         stream,
         company_id or 0,
-        _optional_int(params.get("project_id"), "project_id"),
+        optional_int(params.get("project_id"), "project_id"),
         include_deleted=include_deleted,
+        budget_view_id=optional_int(params.get("budget_view_id"), "budget_view_id"),
     )
     return json_response({"records": records, "count": len(records)})
 
@@ -111,15 +134,16 @@ async def create_record(request: Request) -> Response:
     """POST /_sim/records/{stream} with {company_id, project_id, fields}."""
     sim = sim_of(request)
     stream = _stream(request)
-    body = await _body(request)
-    company_id = _optional_int(body.get("company_id"), "company_id")
+    body = await body_of(request)
+    company_id = optional_int(body.get("company_id"), "company_id")
     if company_id is None:
         raise ApiError(400, {"error": "company_id is required"})
     record = sim.create_record(
         stream,
         company_id,
-        _optional_int(body.get("project_id"), "project_id"),
+        optional_int(body.get("project_id"), "project_id"),
         body.get("fields") or {},
+        source=_source(body),
     )
     return json_response(record, status=201)
 
@@ -128,25 +152,28 @@ async def change_record(request: Request) -> Response:
     """PATCH /_sim/records/{stream}/{id} with {fields} (or the fields themselves)."""
     sim = sim_of(request)
     stream = _stream(request)
-    body = await _body(request)
+    body = await body_of(request)
     fields = body["fields"] if isinstance(body.get("fields"), dict) else body
-    return json_response(sim.update_record(stream, int(request.path_params["record_id"]), fields))
+    record_id = int(request.path_params["record_id"])
+    source = _source(body) if "fields" in body else None
+    return json_response(sim.update_record(stream, record_id, fields, source=source))
 
 
 async def delete_record(request: Request) -> Response:
     """DELETE /_sim/records/{stream}/{id}."""
     sim = sim_of(request)
-    sim.delete_record(_stream(request), int(request.path_params["record_id"]))
+    body = await body_of(request)
+    sim.delete_record(_stream(request), int(request.path_params["record_id"]), source=_source(body))
     return Response(status_code=NO_CONTENT)
 
 
 async def limits(request: Request) -> Response:
     """PUT /_sim/limits with {hourly, spike, spike_window_seconds}."""
     sim = sim_of(request)
-    body = await _body(request)
+    body = await body_of(request)
     sim.set_limits(
-        _optional_int(body.get("hourly"), "hourly"),
-        _optional_int(body.get("spike"), "spike"),
+        optional_int(body.get("hourly"), "hourly"),
+        optional_int(body.get("spike"), "spike"),
         float(body.get("spike_window_seconds", 10)),
     )
     return json_response(
@@ -161,7 +188,7 @@ async def limits(request: Request) -> Response:
 async def faults(request: Request) -> Response:
     """PUT /_sim/faults: replaces the faults (an empty body clears them)."""
     sim = sim_of(request)
-    body = await _body(request)
+    body = await body_of(request)
     try:
         sim.set_faults(**body)
     except TypeError as exc:
@@ -172,8 +199,8 @@ async def faults(request: Request) -> Response:
 async def token_lifetime(request: Request) -> Response:
     """PUT /_sim/token_lifetime with {"seconds": n}."""
     sim = sim_of(request)
-    body = await _body(request)
-    seconds = _optional_int(body.get("seconds"), "seconds")
+    body = await body_of(request)
+    seconds = optional_int(body.get("seconds"), "seconds")
     if seconds is None:
         raise ApiError(400, {"error": "seconds is required"})
     sim.set_token_lifetime(seconds)
@@ -192,8 +219,8 @@ async def requests_log(request: Request) -> Response:
     params = request.query_params
     entries = sim.request_log(
         params.get("path") or None,
-        _optional_int(params.get("company_id"), "company_id"),
-        _optional_int(params.get("status"), "status"),
+        optional_int(params.get("company_id"), "company_id"),
+        optional_int(params.get("status"), "status"),
     )
     return json_response({"requests": entries, "count": len(entries)})
 
@@ -216,6 +243,7 @@ def control_routes() -> list[BaseRoute]:
         Route("/_sim/clients", clients, methods=["GET"]),
         Route("/_sim/companies", companies, methods=["GET"]),
         Route("/_sim/streams", streams, methods=["GET"]),
+        Route("/_sim/companies/empty_once", empty_companies, methods=["POST"]),
         Route("/_sim/companies/{company_id:int}/{action}", company_action, methods=["POST"]),
         Route(
             "/_sim/companies/{company_id:int}/projects/{project_id:int}/permitted",

@@ -19,6 +19,8 @@ class Faults:
     unavailable: bool = False
     retry_after: int = 5
     path_prefix: str | None = None
+    # 408 for an unfiltered list read with per_page above this (checked by the list endpoints).
+    too_large_per_page: int | None = None
 
     def applies_to(self, path: str) -> bool:
         """Whether these faults touch a request path."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -64,9 +65,15 @@ async def _send_json(
 class SimulatorMiddleware:
     """Applies faults, adds X-Rate-Limit-* headers to /rest/ answers and logs each request."""
 
-    def __init__(self, app: ASGIApp, sim: Simulator) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        sim: Simulator,
+        on_first_request: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
         self.app = app
         self.sim = sim
+        self._on_first_request = on_first_request
 
     def _rate_headers(self, headers: dict[str, str]) -> dict[str, str]:
         scheme, _, token = headers.get("authorization", "").partition(" ")
@@ -76,6 +83,9 @@ class SimulatorMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope.get("path", "")
+        if scope["type"] == "http" and self._on_first_request is not None:
+            starter, self._on_first_request = self._on_first_request, None
+            await starter()
         if scope["type"] != "http" or path.startswith(CONTROL_PREFIX):
             await self.app(scope, receive, send)
             return
@@ -126,6 +136,13 @@ class SimulatorMiddleware:
             await send(message)
 
         try:
+            if plan.drop:
+                # Logged before the socket closes, so a client never sees the drop first.
+                if plan.delay_s:
+                    await asyncio.sleep(plan.delay_s)
+                log()
+                await drop_connection(send)
+                return
             await self._serve(scope, receive, send, send_wrapper, plan)
         finally:
             log()
@@ -135,9 +152,6 @@ class SimulatorMiddleware:
     ) -> None:
         if plan.delay_s:
             await asyncio.sleep(plan.delay_s)
-        if plan.drop:
-            await drop_connection(send)
-            return
         if plan.unavailable:
             await _send_json(
                 send_wrapper,

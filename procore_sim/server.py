@@ -13,6 +13,7 @@ from types import TracebackType
 import uvicorn
 
 from procore_sim.application import create_app
+from procore_sim.cli import config_to_options
 from procore_sim.config import SimulatorConfig
 from procore_sim.state import Simulator
 
@@ -41,7 +42,7 @@ class SimulatorServer:
                 self.app,
                 log_level=log_level,
                 access_log=False,
-                lifespan="off",
+                lifespan="on",
                 timeout_keep_alive=30,
             )
         )
@@ -91,20 +92,28 @@ class SimulatorServer:
 class SimulatorProcess:
     """`python -m procore_sim` in a child process (benchmarks: no GIL shared with the client).
 
+    Give it a SimulatorConfig (its extra_clients and today are not passed on).
+
     Use as a context manager; `url` is ready once `__enter__` returns.
     """
 
     def __init__(
-        self, *, companies: int = 1, projects: int = 1, records: int = 50, seed: int = 1
+        self,
+        config: SimulatorConfig | None = None,
+        *,
+        companies: int = 1,
+        projects: int = 1,
+        records: int = 50,
+        seed: int = 1,
     ) -> None:
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             self.port: int = probe.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
-        self._args = [
-            "--port", str(self.port), "--companies", str(companies),
-            "--projects", str(projects), "--records", str(records), "--seed", str(seed),
-        ]  # fmt: skip
+        self.config = config or SimulatorConfig(
+            companies=companies, projects=projects, records=records, seed=seed
+        )
+        self._args = ["--port", str(self.port), *config_to_options(self.config)]
         self._process: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> SimulatorProcess:

@@ -12,11 +12,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from procore_sim.budget import view_rows
 from procore_sim.catalog import STREAMS
 from procore_sim.config import SimulatorConfig
 from procore_sim.faults import FaultPlan, Faults, plan_faults
+from procore_sim.generate.common import iso
 from procore_sim.ratelimit import BucketKey, Decision, RateLimiter
 from procore_sim.store import RecordStore, Stored, UnknownRecordError, View
+from procore_sim.webhooks.hub import WebhookHub
+from procore_sim.webhooks.resources import STREAM_RESOURCES
 
 NOT_CONNECTED = "App is not connected to this company"
 NOT_INSTALLED = "You do not have access to this company: the app is not installed"
@@ -43,6 +47,8 @@ class Simulator:
         self.config = config or SimulatorConfig()
         self.clock = clock
         self.lock = threading.RLock()
+        # Set by the webhook dispatcher while it runs: wakes it from any thread.
+        self.webhook_waker: Callable[[], None] | None = None
         self.reset()
 
     def reset(self) -> None:
@@ -50,10 +56,21 @@ class Simulator:
         with self.lock:
             cfg = self.config
             self.store = RecordStore(cfg, self.clock())
+            never = range(cfg.companies, cfg.companies + cfg.uninstalled_companies)
             self._status = {
-                c["id"]: ("installed" if i < cfg.companies else "not_installed")
+                c["id"]: ("not_installed" if i in never else "installed")
                 for i, c in enumerate(self.store.companies)
             }
+            self._free = {
+                c["id"]
+                for i, c in enumerate(self.store.companies)
+                if i >= cfg.companies + cfg.uninstalled_companies
+            }
+            self._empty_company_answers = 0
+            self._webhooks_denied: set[int] = (
+                set() if cfg.webhooks_permission else set(self._status)
+            )
+            self.webhooks = WebhookHub(notify=self._wake_webhooks)
             self._forbidden_projects: set[int] = set()
             self._tokens: dict[str, IssuedToken] = {}
             self.token_lifetime = cfg.token_lifetime
@@ -64,7 +81,7 @@ class Simulator:
                 cfg.spike_window_seconds,
                 cfg.hourly_window_seconds,
             )
-            self.faults = Faults()
+            self.faults = Faults(too_large_per_page=cfg.too_large_per_page)
             self._fault_rng = random.Random(f"{cfg.seed}:faults")
             self._log: deque[dict[str, Any]] = deque(maxlen=cfg.max_log_entries)
 
@@ -81,6 +98,8 @@ class Simulator:
                         "status": status,
                         "installed": status in LISTED_STATUSES,
                         "connected": status == "installed",
+                        "free": company["id"] in self._free,
+                        "webhooks_permission": company["id"] not in self._webhooks_denied,
                     }
                 )
             return out
@@ -90,10 +109,29 @@ class Simulator:
         with self.lock:
             return [c["id"] for c in self.store.companies]
 
-    def listed_companies(self) -> list[dict[str, Any]]:
+    def listed_companies(self, *, include_free: bool = True) -> list[dict[str, Any]]:
         """Companies /rest/v1.0/companies shows: those where the app is installed."""
         with self.lock:
-            return [c for c in self.store.companies if self._status[c["id"]] in LISTED_STATUSES]
+            return [
+                c
+                for c in self.store.companies
+                if self._status[c["id"]] in LISTED_STATUSES
+                and (include_free or c["id"] not in self._free)
+            ]
+
+    def answer_empty_companies(self, times: int = 1) -> int:
+        """The next `times` /companies answers are empty (a one-off glitch); returns the count."""
+        with self.lock:
+            self._empty_company_answers += max(int(times), 0)
+            return self._empty_company_answers
+
+    def take_empty_companies_answer(self) -> bool:
+        """Whether this /companies answer is to be empty (uses up one armed answer)."""
+        with self.lock:
+            if self._empty_company_answers <= 0:
+                return False
+            self._empty_company_answers -= 1
+            return True
 
     def company_status(self, company_id: int) -> str:
         """installed, disconnected, uninstalled, not_installed or unknown."""
@@ -126,6 +164,29 @@ class Simulator:
     def disconnect_company(self, company_id: int) -> None:
         """Disconnects: still listed by /companies but every call answers 403 not connected."""
         self._set_status(company_id, "disconnected")
+
+    def reconnect_company(self, company_id: int) -> None:
+        """The admin reconnects the app in App Management: calls work again."""
+        self._set_status(company_id, "installed")
+
+    def set_webhooks_permission(self, company_id: int, granted: bool) -> None:
+        """Grants or withdraws the app's "Webhooks API" permission in a company."""
+        with self.lock:
+            if company_id not in self._status:
+                raise UnknownRecordError(f"no company {company_id}")
+            if granted:
+                self._webhooks_denied.discard(company_id)
+            else:
+                self._webhooks_denied.add(company_id)
+
+    def webhooks_permitted(self, company_id: int) -> bool:
+        """Whether the app may use the Webhooks API in a company."""
+        with self.lock:
+            return company_id not in self._webhooks_denied
+
+    def me_id(self) -> int:
+        """The DMSA service user's id (GET /rest/v1.0/me)."""
+        return self.config.seed * 1000 + 7
 
     def project_ids(self, company_id: int) -> list[int]:
         """Every live project of a company, permitted or not."""
@@ -160,17 +221,40 @@ class Simulator:
         project_id: int | None = None,
         *,
         include_deleted: bool = False,
+        budget_view_id: int | None = None,
     ) -> list[dict[str, Any]]:
-        """Ground truth: the records of a stream exactly as the API serves them, by id."""
+        """Ground truth: every record of a stream as the API serves it with every filter open.
+
+        That is: inactive projects, users and vendors included, manpower logs of every status,
+        commitments as view=extended serves them, budget detail rows of every view (or of
+        budget_view_id only); ordered by id.
+        """
         if stream == "companies":
             return [dict(c) for c in self.listed_companies()]
         with self.lock:
+            if stream == "budget_detail_rows" and self.config.budget_rows_repeat_ids:
+                return self._budget_rows(company_id, project_id, budget_view_id)
             view: View = "all" if include_deleted else "active"
             found: list[Stored] = []
             for part in self.store.partitions_of(stream, company_id, project_id):
                 found.extend(part.view(view))
+            if budget_view_id is not None:
+                found = [s for s in found if s.data.get("budget_view_id") == budget_view_id]
             found.sort(key=lambda s: int(s.data["id"]))
             return [json.loads(s.raw) for s in found]
+
+    def _budget_rows(
+        self, company_id: int, project_id: int | None, budget_view_id: int | None
+    ) -> list[dict[str, Any]]:
+        month = iso(self.store.anchor)[:7]
+        rows: list[dict[str, Any]] = []
+        for part in self.store.partitions_of("budget_detail_rows", company_id, project_id):
+            _, cid, pid = part.key
+            for view in self.store.partition("budget_views", cid, pid).view("active"):
+                if budget_view_id is None or view.data["id"] == budget_view_id:
+                    rows.extend(json.loads(raw) for raw in view_rows(part, view.data, month))
+        rows.sort(key=lambda r: (r["id"] is None, r["id"] or 0))
+        return rows
 
     def create_record(
         self,
@@ -178,22 +262,67 @@ class Simulator:
         company_id: int,
         project_id: int | None = None,
         fields: dict[str, Any] | None = None,
+        *,
+        source: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """Creates a record (fresh id, created_at = updated_at = now)."""
+        """Creates a record (fresh id, created_at = updated_at = now); webhooks see a create."""
         with self.lock:
-            return dict(self.store.create(stream, company_id, project_id, fields, self.clock()))
+            record = dict(self.store.create(stream, company_id, project_id, fields, self.clock()))
+            self._emit(stream, record["id"], "create", source)
+            return record
 
     def update_record(
-        self, stream: str, record_id: int, fields: dict[str, Any] | None = None
+        self,
+        stream: str,
+        record_id: int,
+        fields: dict[str, Any] | None = None,
+        *,
+        source: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """Changes fields of a record and bumps its updated_at to now."""
+        """Changes fields of a record and bumps its updated_at to now; webhooks see an update."""
         with self.lock:
-            return dict(self.store.update(stream, record_id, fields, self.clock()))
+            record = dict(self.store.update(stream, record_id, fields, self.clock()))
+            self._emit(stream, record_id, "update", source)
+            return record
 
-    def delete_record(self, stream: str, record_id: int) -> None:
+    def delete_record(
+        self, stream: str, record_id: int, *, source: dict[str, Any] | None = None
+    ) -> None:
         """Deletes a record: soft where Procore keeps deleted records visible, else hard."""
         with self.lock:
+            company_id, project_id = self.store.owner(stream, record_id)
             self.store.delete(stream, record_id, self.clock())
+            self._emit(stream, record_id, "delete", source, (company_id, project_id))
+
+    def _emit(
+        self,
+        stream: str,
+        record_id: int,
+        event_type: str,
+        source: dict[str, Any] | None,
+        owner: tuple[int, int] | None = None,
+    ) -> None:
+        company_id, project_id = owner or self.store.owner(stream, record_id)
+        if stream == "projects":
+            project_id = record_id
+        people = self.store.people(company_id)
+        user_id = int(people[0]["id"]) if people else self.me_id()
+        metadata = {"source_user_id": user_id, **(source or {})}
+        self.webhooks.emit(
+            company_id=company_id,
+            project_id=project_id or None,
+            resource_name=STREAM_RESOURCES[stream][0],
+            resource_id=record_id,
+            event_type=event_type,
+            user_id=user_id,
+            now=self.clock(),
+            metadata=metadata,
+        )
+
+    def _wake_webhooks(self) -> None:
+        waker = self.webhook_waker
+        if waker is not None:
+            waker()
 
     @staticmethod
     def streams() -> list[str]:
@@ -281,6 +410,7 @@ class Simulator:
         unavailable: bool = False,
         retry_after: int = 5,
         path_prefix: str | None = None,
+        too_large_per_page: int | None = None,
     ) -> None:
         """Replaces the injected faults; no arguments clears them all."""
         with self.lock:
@@ -294,6 +424,7 @@ class Simulator:
                 unavailable,
                 retry_after,
                 path_prefix,
+                too_large_per_page,
             )
 
     def plan_faults(self, path: str) -> FaultPlan:

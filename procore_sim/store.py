@@ -50,10 +50,13 @@ class Stored:
     updated_ts: float | None = None
     deleted: bool = False
     deleted_ts: float | None = None
+    # Another serialization of the same record (a compact view), made on first use.
+    alt_raw: bytes | None = None
 
     def refresh(self) -> None:
         """Recomputes the cached bytes and timestamps after a change to data."""
         self.raw = dumps(self.data)
+        self.alt_raw = None
         self.updated_ts = parse_ts(self.data.get("updated_at"))
 
 
@@ -65,6 +68,8 @@ class Partition:
     items: list[Stored] = field(default_factory=list)
     version: int = 0
     _cache: dict[View, tuple[int, list[Stored]]] = field(default_factory=dict)
+    # Derived serializations (compact views, budget rows), each tagged with the version it is of.
+    extra_cache: dict[str, tuple[int, list[bytes]]] = field(default_factory=dict)
 
     def view(self, view: View) -> list[Stored]:
         """Active, deleted or all records; cached until the partition changes."""
@@ -96,7 +101,9 @@ class RecordStore:
         self._vendors: dict[int, list[Record]] = {}
         self.companies: list[Record] = []
         rng = random.Random(f"{config.seed}:companies")
-        total = config.companies + config.uninstalled_companies
+        # Installed companies, then never-installed ones, then installed free ones: adding a kind
+        # never moves the ids of the others.
+        total = config.companies + config.uninstalled_companies + config.free_companies
         for index in range(total):
             self.companies.append(make_company(rng, ID_BASE + index, index))
         self._company_index = {c["id"]: i for i, c in enumerate(self.companies)}
@@ -105,8 +112,9 @@ class RecordStore:
             for slot, stored in enumerate(self.partition("projects", cid, 0).items, start=1):
                 self._project_company[stored.data["id"]] = cid
                 self._project_slot[stored.data["id"]] = slot
-            self._people[cid] = [dict(s.data) for s in self.partition("users", cid, 0).items]
+            # Vendors first: users reference them (a vendor's employees).
             self._vendors[cid] = [dict(s.data) for s in self.partition("vendors", cid, 0).items]
+            self._people[cid] = [dict(s.data) for s in self.partition("users", cid, 0).items]
 
     # ---- lookup -------------------------------------------------------------------------
     def company_exists(self, company_id: int) -> bool:
@@ -190,6 +198,7 @@ class RecordStore:
             vendors=self._vendors.get(company_id, []),
             parents=parents,
             daily_log_days=self.config.daily_log_days,
+            inactive_projects=self.config.inactive_projects,
         )
 
     def _add(self, part: Partition, record: Record) -> Stored:
@@ -235,6 +244,15 @@ class RecordStore:
                 return
             project_id = matches[0]
         self.partition(STREAM_NAMES[stream_index], company_id, project_id)
+
+    def owner(self, stream: str, record_id: int) -> tuple[int, int]:
+        """(company_id, project_id or 0) of a record."""
+        part, _ = self.find(stream, record_id)
+        return part.key[1], part.key[2]
+
+    def people(self, company_id: int) -> list[Record]:
+        """The company's users as generated (webhook events name one as the changing user)."""
+        return self._people.get(company_id, [])
 
     # ---- reads --------------------------------------------------------------------------
     def partitions_of(
@@ -320,10 +338,11 @@ class RecordStore:
         elif not stored.deleted:
             stored.deleted = True
             stored.deleted_ts = now
-            if spec.delete_mode == "rfi":
-                stored.data["deleted"] = True
-            if spec.delete_mode == "documents":
-                stored.data["is_in_recycle_bin"] = True
+            # Each model's own deletion flags: RFIs and checklists `deleted`, documents
+            # `is_deleted` ("in the recycle bin") and `is_in_recycle_bin`.
+            for flag in ("deleted", "is_deleted", "is_in_recycle_bin"):
+                if flag in stored.data:
+                    stored.data[flag] = True
             stored.data["deleted_at"] = stamp
             if "updated_at" in stored.data:
                 stored.data["updated_at"] = stamp

@@ -13,11 +13,12 @@ from app.admin import uninstall, views
 from app.admin.auth import require_admin
 from app.core.errors import BadRequest
 from app.deps import RuntimeDep, SessionDep
-from app.installations import repository, service
+from app.installations import discovery, repository, service
 from app.installations.destination import rotate_signing_secret
 from app.installations.models import InstallationStatus
 from app.installations.schemas import (
     CredentialsIn,
+    InstallationCreate,
     InstallationDetail,
     InstallationPatch,
     InstallationPatchAnswer,
@@ -70,6 +71,37 @@ async def list_installations(
             query += f"&paused={str(paused).lower()}"
         response.headers["Link"] = f'</admin/v1/installations?{query}>; rel="next"'
     return [await views.installation_view(session, rt, inst) for inst in rows]
+
+
+@router.post(
+    "/installations",
+    status_code=status.HTTP_201_CREATED,
+    response_model=InstallationView,
+    responses={
+        200: {"model": InstallationView, "description": "re-activated or already active"},
+        400: r.REJECTED,
+        404: r.NOT_FOUND,
+        503: r.UNAVAILABLE,
+    },
+)
+async def create_installation(
+    body: Annotated[
+        InstallationCreate,
+        Body(
+            openapi_examples={"create": {"summary": "by company id", "value": {"company_id": 123}}}
+        ),
+    ],
+    session: SessionDep,
+    rt: RuntimeDep,
+    response: Response,
+) -> InstallationView:
+    """Creates (201) or re-activates (200) an installation for a company `/companies` lists."""
+    env = body.environment.value if body.environment else None
+    inst, created = await discovery.install_listed_company(session, rt, body.company_id, env)
+    if not created:
+        response.status_code = status.HTTP_200_OK
+    rt.wake_scheduler()
+    return await views.installation_view(session, rt, inst)
 
 
 @router.get(

@@ -17,6 +17,7 @@ from pydantic import (
     SecretStr,
     ValidationError,
     field_validator,
+    model_validator,
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import make_url
@@ -47,6 +48,17 @@ PROCORE_HOSTS: dict[ProcoreEnvironment, tuple[str, str]] = {
         "https://api-monthly.procore.com",
     ),
     ProcoreEnvironment.federal: ("https://login.procoregov.com", "https://api.procoregov.com"),
+}
+
+# Which app credentials an environment takes: Procore issues a production pair (customers'
+# monthly and on-demand sandboxes use it too), a developer-sandbox pair, and federal apps have
+# their own (procore/documentation: oauth/oauth_keys.md, platform_concepts/
+# development_environments.md, federal_zone_overview.md).
+CREDENTIAL_FAMILY: dict[ProcoreEnvironment, str] = {
+    ProcoreEnvironment.production: "production",
+    ProcoreEnvironment.monthly_sandbox: "production",
+    ProcoreEnvironment.sandbox: "sandbox",
+    ProcoreEnvironment.federal: "federal",
 }
 
 KEY_ID_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
@@ -118,7 +130,7 @@ class Settings(BaseSettings):
     # Longest the client waits in place for a rate-limit reset or retries; beyond it a run pauses
     # (checkpoints kept) and resumes from the queue after the reset.
     procore_max_wait_seconds: float = Field(default=300, ge=1, le=3600)
-    discovery_interval_seconds: int = Field(default=900, ge=0)
+    discovery_interval_seconds: int = Field(default=60, ge=0)
     scheduler_tick_seconds: float = Field(default=5.0, gt=0)
     worker_concurrency: int = Field(default=4, ge=1, le=256)
     project_concurrency: int = Field(default=4, ge=1, le=64)
@@ -141,6 +153,30 @@ class Settings(BaseSettings):
         default_factory=list
     )
     destination_root: Path = DEFAULT_DATA_DIR
+    # App credentials per credential family (docs/decisions/0013-discovery.md): Procore issues
+    # one pair for production (also used by monthly sandboxes), one for the developer sandbox,
+    # and federal apps have their own. CONNECTOR_CLIENT_ID/SECRET fill the family of
+    # CONNECTOR_PROCORE_ENV; these serve installations in the other environments.
+    production_client_id: str | None = None
+    production_client_secret: SecretStr | None = None
+    sandbox_client_id: str | None = None
+    sandbox_client_secret: SecretStr | None = None
+    federal_client_id: str | None = None
+    federal_client_secret: SecretStr | None = None
+
+    @model_validator(mode="after")
+    def _check_credential_pairs(self) -> Settings:
+        for prefix in ("", "production_", "sandbox_", "federal_"):
+            has_id = bool(getattr(self, f"{prefix}client_id"))
+            secret = getattr(self, f"{prefix}client_secret")
+            has_secret = secret is not None and bool(secret.get_secret_value())
+            if has_id != has_secret:
+                missing = "client_secret" if has_id else "client_id"
+                raise ValueError(
+                    f"{ENV_PREFIX}{prefix.upper()}{missing.upper()} is not set: set both "
+                    "halves of the pair, or neither"
+                )
+        return self
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -209,6 +245,22 @@ class Settings(BaseSettings):
             return []
         return parse_encryption_keys(self.encryption_keys.get_secret_value())
 
+    def hosts_for(self, environment: ProcoreEnvironment) -> tuple[str, str]:
+        """Login and API base URLs of one Procore environment (the URL overrides win)."""
+        login, api = PROCORE_HOSTS[environment]
+        return self.procore_login_url or login, self.procore_api_url or api
+
+    def app_credentials_for(self, environment: ProcoreEnvironment) -> tuple[str, SecretStr] | None:
+        """The app's own client id and secret valid in an environment, or None if not given."""
+        family = CREDENTIAL_FAMILY[environment]
+        client_id = getattr(self, f"{family}_client_id")
+        secret = getattr(self, f"{family}_client_secret")
+        if client_id and secret is not None:
+            return client_id, secret
+        if CREDENTIAL_FAMILY[self.procore_env] == family and self.client_id and self.client_secret:
+            return self.client_id, self.client_secret
+        return None
+
     @property
     def login_url(self) -> str:
         """Base URL of Procore's OAuth server for this environment."""
@@ -251,6 +303,8 @@ def read_settings(**overrides: Any) -> Settings:
         return Settings(**overrides)
     except ValidationError as exc:
         first = exc.errors()[0]
-        field = str(first["loc"][0]) if first["loc"] else "settings"
         message = str(first["msg"]).removeprefix("Value error, ")
+        if not first["loc"]:  # a check across fields names its variables itself
+            raise SettingsError(message) from None
+        field = str(first["loc"][0])
         raise SettingsError(f"{ENV_PREFIX}{field.upper()}: {message}") from None

@@ -10,17 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import random
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
 
 from app.core import json_codec
+from app.core.retry import RetryPolicy, parse_retry_after
 from app.destinations.base import (
     Destination,
     DestinationError,
@@ -49,22 +48,6 @@ RETRYABLE_STATUSES = frozenset({408, 429})
 _UNSTABLE_FIELDS = frozenset({"synced_at", "quarantined_at"})
 
 Sleep = Callable[[float], Awaitable[None]]
-
-
-def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
-    """Returns the seconds a Retry-After header asks for (delta or HTTP date), or None."""
-    if not value:
-        return None
-    text = value.strip()
-    if text.isdigit():
-        return float(text)
-    try:
-        when = parsedate_to_datetime(text)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
 def message_id(payload: dict[str, Any]) -> str:
@@ -211,11 +194,6 @@ class HTTPDestination(Destination):
         )
         return {}
 
-    def _backoff(self, attempt: int) -> float:
-        ceiling = min(self._backoff_max, self._backoff_base * 2.0 ** (attempt - 1))
-        # Half fixed, half random: retries spread out but still grow.
-        return ceiling / 2 + random.uniform(0, ceiling / 2)
-
     async def _pinned_request(self) -> tuple[httpx.URL, dict[str, str], dict[str, Any]]:
         """Returns the URL with the host replaced by its checked address, the Host header and
         the TLS server name, so the connection goes exactly where the policy looked."""
@@ -269,10 +247,16 @@ class HTTPDestination(Destination):
         }
         body = json_codec.dumps(payload).encode("utf-8")
         msg_id = msg_id or message_id(payload)
-        give_up_at = time.monotonic() + self._deadline_seconds
+        # The one retry policy of outgoing HTTP (app/core/retry.py): attempts and a deadline.
+        budget = RetryPolicy(
+            max_attempts=self._max_attempts,
+            max_seconds=self._deadline_seconds,
+            base_delay=self._backoff_base,
+            max_delay=self._backoff_max,
+        ).start()
         last_problem = "no attempt made"
         attempt = 0
-        while attempt < self._max_attempts:
+        while True:
             attempt += 1
             headers = {
                 "content-type": "application/json",
@@ -280,7 +264,7 @@ class HTTPDestination(Destination):
                 "accept-encoding": "identity",
                 **signature_headers(self._secrets, msg_id, body, timestamp=int(time.time())),
             }
-            delay = self._backoff(attempt)
+            retry_after: float | None = None
             try:
                 answer = await self._attempt(body, headers)
             except TimeoutError:
@@ -296,13 +280,15 @@ class HTTPDestination(Destination):
                     raise DestinationRejected(answer.status, answer.text, limit=ANSWER_EXCERPT)
                 last_problem = f"HTTP {answer.status}: {answer.text}"
                 retry_after = parse_retry_after(answer.retry_after)
-                if retry_after is not None:
-                    delay = min(retry_after, self._retry_after_max)
-            if attempt < self._max_attempts:
-                if time.monotonic() + delay > give_up_at:
+            if retry_after is not None:
+                delay = budget.wait(min(retry_after, self._retry_after_max))
+            else:
+                delay = budget.backoff()
+            if delay is None:
+                if attempt < self._max_attempts:
                     last_problem += f" (the push's {self._deadline_seconds:g} s deadline is near)"
-                    break
-                await self._sleep(delay)
+                break
+            await self._sleep(delay)
         raise DestinationError(
             f"{self.describe()}: gave up on a {event_type} of {len(lines)} {stream} records "
             f"after {attempt} attempts; last answer {last_problem}"

@@ -56,6 +56,9 @@ def parquet_bytes(lines: list[dict[str, Any]]) -> bytes:
             None if line["data"] is None else json_codec.dumps(line["data"]) for line in lines
         ],
     }
+    if any("parent_id" in line for line in lines):  # a stream keyed by (parent, id)
+        schema = schema.append(pa.field("parent_id", pa.int64()))
+        columns["parent_id"] = [line.get("parent_id") for line in lines]
     table = pa.table(columns, schema=schema)
     buffer = io.BytesIO()
     pq.write_table(table, buffer, compression="zstd")

@@ -58,6 +58,9 @@ class DestinationRecord:
     updated_at: datetime | None
     deleted_at: datetime | None
     data: dict[str, Any]
+    # The parent record of a stream whose ids repeat under different parents (a budget
+    # detail row's id is its line item's, the same in every budget view): part of the key.
+    parent_id: int | None = None
 
     def __post_init__(self) -> None:
         # Normalise to UTC once here so that every destination can rely on it.
@@ -67,7 +70,7 @@ class DestinationRecord:
 
 def record_line(company_id: int, record: DestinationRecord, synced_at: datetime) -> dict[str, Any]:
     """Returns the JSON object that files and HTTP push carry for one record."""
-    return {
+    line: dict[str, Any] = {
         "company_id": company_id,
         "id": record.id,
         "project_id": record.project_id,
@@ -76,6 +79,9 @@ def record_line(company_id: int, record: DestinationRecord, synced_at: datetime)
         "synced_at": format_timestamp(synced_at),
         "data": record.data,
     }
+    if record.parent_id is not None:
+        line["parent_id"] = record.parent_id
+    return line
 
 
 def tombstone_line(
@@ -94,9 +100,10 @@ def tombstone_line(
 
 
 def unique_last(records: Iterable[DestinationRecord]) -> list[DestinationRecord]:
-    """Returns the records with duplicate ids removed, keeping the last occurrence of each."""
-    by_id: dict[int, DestinationRecord] = {}
+    """Returns the records with duplicate keys (parent, id) removed, keeping the last of each."""
+    by_key: dict[tuple[int | None, int], DestinationRecord] = {}
     for record in records:
-        by_id.pop(record.id, None)
-        by_id[record.id] = record
-    return list(by_id.values())
+        key = (record.parent_id, record.id)
+        by_key.pop(key, None)
+        by_key[key] = record
+    return list(by_key.values())

@@ -52,6 +52,7 @@ from app.destinations.sql_tables import (
     define_quarantine_table,
     define_stream_table,
     quarantine_rows,
+    stream_key,
     updated_on_conflict,
 )
 from app.destinations.urls import SQLTarget, check_table_prefix, redact_destination_url
@@ -175,13 +176,15 @@ class SQLDestination(Destination):
                 f"{', '.join(missing)}; choose another table_prefix or schema"
             )
 
-    async def ensure_table(self, stream: str) -> Table:
+    async def ensure_table(self, stream: str, *, keyed_by_parent: bool = False) -> Table:
         """Returns the stream's table, creating it the first time the stream is written."""
         name = self.table_name(stream)
         table = self._ready.get(name)
         if table is not None:
             return table
-        return await self._ensure(define_stream_table(self._metadata, name), CONTRACT_COLUMNS)
+        needed = CONTRACT_COLUMNS | ({"parent_id"} if keyed_by_parent else set())
+        definition = define_stream_table(self._metadata, name, keyed_by_parent=keyed_by_parent)
+        return await self._ensure(definition, frozenset(needed))
 
     async def _ensure(self, table: Table, needed: frozenset[str]) -> Table:
         engine = self._engine_or_fail()
@@ -283,7 +286,8 @@ class SQLDestination(Destination):
         quarantined: Sequence[tuple[DestinationRecord, str]],
         run_id: str,
     ) -> None:
-        table = await self.ensure_table(stream)
+        keyed_by_parent = any(record.parent_id is not None for record in records)
+        table = await self.ensure_table(stream, keyed_by_parent=keyed_by_parent)
         if not records and not quarantined:
             return
         synced_at = self._timestamp(datetime.now(UTC))
@@ -302,10 +306,11 @@ class SQLDestination(Destination):
                 "deleted_at": self._timestamp(record.deleted_at),
                 "synced_at": synced_at,
                 "data": record.data,
+                **({"parent_id": record.parent_id} if keyed_by_parent else {}),
             }
             for record in unique_last(records)
         ]
-        statement = self._upsert(table, _UPDATED_ON_CONFLICT, ("company_id", "id"))
+        statement = self._upsert(table, _UPDATED_ON_CONFLICT, stream_key(keyed_by_parent))
         async with self._engine_or_fail().begin() as conn:
             for chunk in _chunks(rows, self._chunk_size):
                 await conn.execute(statement, list(chunk))

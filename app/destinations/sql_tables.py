@@ -45,23 +45,35 @@ def _known(metadata: MetaData, name: str) -> Table | None:
     return metadata.tables.get(name if metadata.schema is None else f"{metadata.schema}.{name}")
 
 
-def define_stream_table(metadata: MetaData, name: str) -> Table:
-    """Returns the contract table of one stream (SPEC section 6)."""
+def define_stream_table(metadata: MetaData, name: str, *, keyed_by_parent: bool = False) -> Table:
+    """Returns the contract table of one stream (SPEC section 6).
+
+    A stream whose ids repeat under different parents (budget detail rows: the id is the
+    budget line item's, the same in every budget view) gets a `parent_id` column and the
+    primary key (company_id, parent_id, id): one row per parent and id, saying which parent.
+    """
     existing = _known(metadata, name)
     if existing is not None:
         return existing
+    parent = [Column("parent_id", BigInteger, nullable=False, autoincrement=False)]
     return Table(
         name,
         metadata,
         Column("company_id", BigInteger, nullable=False, autoincrement=False),
         Column("id", BigInteger, nullable=False, autoincrement=False),
+        *(parent if keyed_by_parent else []),
         Column("project_id", BigInteger, nullable=True),
         Column("updated_at", DateTime(timezone=True), nullable=True),
         Column("deleted_at", DateTime(timezone=True), nullable=True),
         Column("synced_at", DateTime(timezone=True), nullable=False),
         Column("data", JSON().with_variant(JSONB(), "postgresql"), nullable=False),
-        PrimaryKeyConstraint("company_id", "id"),
+        PrimaryKeyConstraint(*stream_key(keyed_by_parent)),
     )
+
+
+def stream_key(keyed_by_parent: bool) -> tuple[str, ...]:
+    """The primary key columns of a stream table."""
+    return ("company_id", "parent_id", "id") if keyed_by_parent else ("company_id", "id")
 
 
 def define_quarantine_table(metadata: MetaData, name: str) -> Table:

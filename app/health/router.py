@@ -13,6 +13,7 @@ from app.core.logging import get_logger
 from app.core.metrics import READY, REGISTRY
 from app.core.migrations import current_revision, head_revision
 from app.deps import RuntimeDep
+from app.installations import discovery
 from app.runtime import Runtime
 from app.scheduling.gauges import refresh_gauges
 
@@ -55,9 +56,16 @@ async def readiness(rt: Runtime) -> dict[str, str]:
 async def readyz(rt: RuntimeDep) -> JSONResponse:
     """Database reachable, migrations at head, encryption key usable, scheduler ticking."""
     checks = await readiness(rt)
+    body: dict[str, object] = {"checks": checks}
+    try:  # a held discovery listing is shown, but does not make the service unready
+        held = await discovery.held_listing(rt)
+    except Exception:
+        held = None
+    if held is not None:
+        body["details"] = {"discovery": held}
     if all(value == "ok" for value in checks.values()):
-        return JSONResponse({"status": "ready", "checks": checks})
-    return JSONResponse({"status": "not ready", "checks": checks}, status_code=503)
+        return JSONResponse({"status": "ready", **body})
+    return JSONResponse({"status": "not ready", **body}, status_code=503)
 
 
 @router.get("/metrics", response_class=Response)

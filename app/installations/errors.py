@@ -22,3 +22,11 @@ class InvalidSigningSecret(BadRequest):
 
     def __init__(self, message: str) -> None:
         super().__init__(message, details=[{"field": "signing_secret"}])
+
+
+class EnvironmentNotServed(BadRequest):
+    """The installation's Procore environment has no credentials in this deployment."""
+
+
+class CompanyNotListed(NotFound):
+    """The company is not in the app's `/companies` listing (the app is not installed there)."""

@@ -6,7 +6,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, Boolean, Integer, String, Text, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.database import Base, utcnow
@@ -16,6 +16,9 @@ class InstallationStatus(StrEnum):
     """Lifecycle of an installation."""
 
     active = "active"
+    # Still listed by /companies, but answers 403 "App is not connected to this company":
+    # credentials kept, no syncs, probed at a growing interval until it answers again.
+    disconnected = "disconnected"
     uninstalled = "uninstalled"
     credentials_invalid = "credentials_invalid"
 
@@ -44,6 +47,15 @@ class Installation(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     uninstalled_at: Mapped[datetime | None]
+    # Disconnected: when to probe next, and the current probe interval (doubles up to hourly).
+    probe_at: Mapped[datetime | None]
+    probe_interval_seconds: Mapped[int | None] = mapped_column(Integer)
+    # Complete discovery listings in a row that did not list the company (uninstall at two).
+    absent_listings: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # webhook-timestamp of the last install callback applied; older ones are ignored.
+    last_event_at: Mapped[datetime | None]
+    # A (re-)install whose first full sync could not be queued yet (the old run was stopping).
+    pending_full_sync: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     version: Mapped[int] = mapped_column(Integer, default=1)
     # Bumped when the destination changes; a run started before fences itself at its next
     # checkpoint, so it can never advance cursors that belong to the old destination.
@@ -67,3 +79,22 @@ class CallbackEvent(Base):
     company_id: Mapped[int] = mapped_column(BigInteger)
     answer: Mapped[dict[str, Any]] = mapped_column(JSON)
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class DiscoveryState(Base):
+    """The one row describing discovery: the pass in progress and the last listing's verdict.
+
+    Shared by every process, so only one of them lists `/companies` per interval and `/readyz`
+    of any process shows a held listing.
+    """
+
+    __tablename__ = "discovery_state"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    pass_started_at: Mapped[datetime | None]
+    pass_finished_at: Mapped[datetime | None]
+    listed: Mapped[int] = mapped_column(Integer, default=0)
+    # Why the last complete listing uninstalled nobody (empty, or dropped too many); None when
+    # the last listing was normal.
+    held_reason: Mapped[str | None] = mapped_column(String(255))
+    held_since: Mapped[datetime | None]

@@ -7,9 +7,15 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.installations.models import CallbackEvent, Installation, InstallationStatus
+from app.installations.models import (
+    CallbackEvent,
+    DiscoveryState,
+    Installation,
+    InstallationStatus,
+)
 from app.runs.models import RunStatus, SyncRun
 
 
@@ -19,7 +25,8 @@ async def get(
     """Returns one installation by company id."""
     query = select(Installation).where(Installation.company_id == company_id)
     if for_update:
-        query = query.with_for_update()
+        # Re-read under the lock: a row loaded earlier in this session may be stale.
+        query = query.with_for_update().execution_options(populate_existing=True)
     return await session.scalar(query)
 
 
@@ -104,3 +111,35 @@ async def freshness(
         .where(Installation.status == InstallationStatus.active, Installation.paused.is_(False))
     )
     return [(r[0], r[1], r[2], r[3], r[4]) for r in (await session.execute(query)).all()]
+
+
+DISCOVERY_ROW = 1
+
+
+async def discovery_state(session: AsyncSession, *, for_update: bool = False) -> DiscoveryState:
+    """The one discovery row, created on first use."""
+    query = select(DiscoveryState).where(DiscoveryState.id == DISCOVERY_ROW)
+    if for_update:
+        query = query.with_for_update()
+    row = await session.scalar(query)
+    if row is None:
+        row = DiscoveryState(id=DISCOVERY_ROW, listed=0)
+        try:
+            async with session.begin_nested():
+                session.add(row)
+        except IntegrityError:  # another process made it meanwhile
+            found = await session.scalar(query)
+            assert found is not None
+            return found
+    return row
+
+
+async def smallest_active_app_company_id(session: AsyncSession, environment: str) -> int | None:
+    """The smallest company id of an active installation on the app's own credentials."""
+    return await session.scalar(
+        select(func.min(Installation.company_id)).where(
+            Installation.status == InstallationStatus.active,
+            Installation.environment == environment,
+            Installation.client_id.is_(None),
+        )
+    )

@@ -79,7 +79,9 @@ async def installation_callback(request: Request, rt: RuntimeDep) -> CallbackAns
     for attempt in (1, 2):
         try:
             async with rt.sessions() as session, session.begin():
-                answer = await callbacks.apply_event(session, rt, webhook_id, event)
+                answer = await callbacks.apply_event(
+                    session, rt, webhook_id, event, callbacks.sent_at(headers)
+                )
             break
         except IntegrityError:
             # A concurrent request won a race: the same webhook-id (answer as it was answered),

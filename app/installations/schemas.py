@@ -163,6 +163,18 @@ class InstallationPatch(BaseModel):
     paused: StrictBool | None = None
 
 
+class InstallationCreate(BaseModel):
+    """An installation an operator asks for; the company must be in `/companies`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    company_id: StrictInt = Field(gt=0, lt=2**63, examples=[123])
+    environment: ProcoreEnvironment | None = Field(
+        default=None,
+        description="Procore environment of the company (default: CONNECTOR_PROCORE_ENV)",
+    )
+
+
 class CredentialsIn(BaseModel):
     """Replacement DMSA credentials of an installation."""
 

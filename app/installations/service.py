@@ -3,25 +3,24 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Literal
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.database import utcnow
-from app.core.errors import (
-    BadRequest,
-    ConfigurationError,
-    ServiceUnavailable,
-    Unprocessable,
-)
+from app.core.errors import BadRequest, ServiceUnavailable, Unprocessable
 from app.core.logging import get_logger
 from app.credentials import service as secrets
 from app.credentials.models import SecretKind
 from app.destinations import InvalidDestinationURL, validate_destination_url
 from app.destinations.policy import policy_from_settings
-from app.installations import repository
+from app.installations import disconnects, repository
 from app.installations.destination import destination_url_for, ensure_signing_secret
+from app.installations.disconnects import REASON_NOT_CONNECTED as REASON_NOT_CONNECTED
+from app.installations.environments import app_credentials as app_credentials
+from app.installations.environments import credentials_for as credentials_for
+from app.installations.environments import credentials_source as credentials_source
+from app.installations.environments import ensure_servable, environment_of, parse_environment
 from app.installations.errors import InstallationNotFound, InstallationNotSyncable
 from app.installations.models import Installation, InstallationStatus
 from app.installations.schedules import parse_schedule
@@ -30,6 +29,7 @@ from app.procore import ProcoreAuthError, ProcoreCredentials, ProcoreError
 from app.procore.catalog import parse_stream_selection
 from app.runs import queue
 from app.runs import state as state_repo
+from app.runs.queue import RunAlreadyActive
 from app.runtime import Runtime
 
 log = get_logger(__name__)
@@ -39,7 +39,6 @@ log = get_logger(__name__)
 # /companies and came back, never one that is still listed but said "not connected".
 REASON_CALLBACK = "app uninstalled (callback)"
 REASON_LEFT_COMPANIES = "company left /companies"
-REASON_NOT_CONNECTED = "app not connected"
 REASON_ADMIN = "uninstalled by an admin"
 
 
@@ -59,12 +58,19 @@ async def install(
 
     With `reactivate=False` (an `installation.updated` event) an uninstalled company only has
     its details refreshed: coming back takes an `installation.created` or discovery.
+    A disconnected company is made active again (incremental sync, its cursors kept).
+    Raises EnvironmentNotServed when the deployment holds no credentials for its environment.
     Returns the installation and whether it was (re)installed by this call.
     """
     inst = await repository.get(session, company_id, for_update=True)
     now = utcnow()
+    env = parse_environment(environment or (inst.environment if inst else None))
+    env = env or rt.settings.procore_env
+    own = bool(client_id and client_secret) or bool(inst is not None and inst.client_id)
+    if inst is None or inst.status != InstallationStatus.uninstalled or reactivate:
+        ensure_servable(rt, env, own_credentials=own)
     if inst is None:
-        inst = await _create(session, rt, company_id, source, environment or "production", now)
+        inst = await _create(session, rt, company_id, source, env.value, now)
         fresh = inst is not None
         if inst is None:  # another request created it meanwhile: carry on as an update
             inst = await repository.get(session, company_id, for_update=True)
@@ -72,15 +78,21 @@ async def install(
     else:
         fresh = reactivate and inst.status == InstallationStatus.uninstalled
     inst.company_name = company_name or inst.company_name
-    inst.environment = environment or inst.environment
+    inst.environment = env.value
+    # Every install event counts as a change, even one that alters nothing: a discovery pass
+    # that began before it must not uninstall the company (SPEC section 3).
+    inst.updated_at = now
     if inst.status == InstallationStatus.uninstalled and not fresh:
         await session.flush()
         return inst, False
+    if reactivate and inst.status == InstallationStatus.disconnected:
+        await disconnects.reconnect(session, company_id, trigger="install", now=now)
     if fresh:
         inst.status = InstallationStatus.active
         inst.uninstalled_at = None
         inst.credentials_error = None
         inst.status_reason = None
+        inst.absent_listings = 0
         if source == "callback" or inst.source != "callback":
             inst.source = source
     if client_id and client_secret:
@@ -90,7 +102,10 @@ async def install(
         )
         if inst.status == InstallationStatus.credentials_invalid:
             inst.status, inst.credentials_error = InstallationStatus.active, None
-        await rt.procore.invalidate_token(ProcoreCredentials(client_id, client_secret))
+        login, api = rt.settings.hosts_for(env)
+        await rt.procore.invalidate_token(
+            ProcoreCredentials(client_id, client_secret, login_url=login, api_url=api)
+        )
     if fresh:
         # A new installation (or one whose data was purged) starts at the default destination.
         if not await secrets.has_secret(session, company_id, SecretKind.destination_url):
@@ -106,9 +121,20 @@ async def install(
         )
         schedule = parse_schedule(inst.schedule)
         inst.next_run_at = schedule.next_run(now, company_id)
-        await queue.enqueue(session, company_id, trigger="install", full_refresh=True)
+        await _queue_full_sync(session, inst, now)
     await session.flush()
     return inst, fresh
+
+
+async def _queue_full_sync(session: AsyncSession, inst: Installation, now: datetime) -> None:
+    """Queues the first full sync now, or as soon as the old run (being stopped) has ended."""
+    try:
+        await queue.enqueue(session, inst.company_id, trigger="install", full_refresh=True)
+        inst.pending_full_sync = False
+    except RunAlreadyActive:
+        # A re-install while the uninstalled run still stops: the scheduler queues it later.
+        inst.pending_full_sync = True
+        inst.next_run_at = now
 
 
 async def _create(
@@ -156,6 +182,10 @@ async def uninstall(session: AsyncSession, company_id: int, *, reason: str) -> I
         inst.next_run_at = None
         inst.client_id = None
         inst.credentials_error = None
+        inst.probe_at = None
+        inst.probe_interval_seconds = None
+        inst.absent_listings = 0
+        inst.pending_full_sync = False
     # Also when already uninstalled: a run queued in between must not survive.
     await queue.cancel_for_company(session, company_id, reason=f"uninstalled: {reason}")
     await secrets.delete_secret(session, company_id, SecretKind.client_secret)
@@ -164,13 +194,27 @@ async def uninstall(session: AsyncSession, company_id: int, *, reason: str) -> I
 
 
 async def take_due(session: AsyncSession, now: datetime, limit: int) -> list[Installation]:
-    """Installations whose scheduled time has come, locked until the transaction ends."""
-    return await repository.lock_due(session, now, limit)
+    """Installations whose scheduled time has come, locked until the transaction ends.
+
+    A pending first full sync (a re-install that met its old run still stopping) is queued
+    here once that run has ended, so the scheduler's own enqueue finds it.
+    """
+    due = await repository.lock_due(session, now, limit)
+    for inst in due:
+        if inst.pending_full_sync:
+            await _queue_full_sync(session, inst, now)
+    return due
+
+
+PENDING_RETRY_SECONDS = 5
 
 
 def schedule_next(inst: Installation, now: datetime) -> None:
     """Moves an installation to its next slot after `now` (not after the missed one: no
     catch-up burst). A schedule that no longer parses retries in an hour."""
+    if inst.pending_full_sync:
+        inst.next_run_at = now + timedelta(seconds=PENDING_RETRY_SECONDS)
+        return
     try:
         inst.next_run_at = parse_schedule(inst.schedule).next_run(now, inst.company_id)
     except ValueError as exc:
@@ -202,6 +246,20 @@ async def record_run_end(
     if inst is not None:
         inst.last_run_id = run_id
         inst.health_add(health)
+        if inst.pending_full_sync and inst.status == InstallationStatus.active:
+            await _queue_full_sync(session, inst, utcnow())
+
+
+async def mark_disconnected(
+    session: AsyncSession, rt: Runtime, company_id: int, detail: str
+) -> Installation | None:
+    """A sync met 403 "App is not connected to this company": disconnected, not uninstalled."""
+    return await disconnects.mark_disconnected(
+        session,
+        company_id,
+        detail=detail,
+        discovery_interval_seconds=rt.settings.discovery_interval_seconds,
+    )
 
 
 async def record_missing_projects(
@@ -231,39 +289,6 @@ async def mark_credentials_invalid(session: AsyncSession, company_id: int, error
     if inst is not None and inst.status == InstallationStatus.active:
         inst.status = InstallationStatus.credentials_invalid
         inst.credentials_error = error
-
-
-async def credentials_for(
-    session: AsyncSession, rt: Runtime, inst: Installation
-) -> ProcoreCredentials:
-    """The DMSA credentials to call Procore with for this installation."""
-    if inst.client_id:
-        secret = await secrets.get_secret(
-            session, rt.keyring, inst.company_id, SecretKind.client_secret
-        )
-        if secret:
-            return ProcoreCredentials(inst.client_id, secret)
-    return app_credentials(rt)
-
-
-def app_credentials(rt: Runtime) -> ProcoreCredentials:
-    """The app's own DMSA credentials (discovery, and installations whose callback had none)."""
-    settings = rt.settings
-    if not settings.client_id or settings.client_secret is None:
-        raise ConfigurationError(
-            "no DMSA credentials: set CONNECTOR_CLIENT_ID and CONNECTOR_CLIENT_SECRET, "
-            "or send client_id/client_secret in the install callback"
-        )
-    return ProcoreCredentials(settings.client_id, settings.client_secret.get_secret_value())
-
-
-def credentials_source(inst: Installation, rt: Runtime) -> Literal["installation", "app", "none"]:
-    """Where this installation's credentials come from: installation, app or none."""
-    if inst.status == InstallationStatus.uninstalled:
-        return "none"  # destroyed at uninstall; nothing is called for it any more
-    if inst.client_id:
-        return "installation"
-    return "app" if rt.settings.client_id and rt.settings.client_secret else "none"
 
 
 async def apply_patch(
@@ -325,6 +350,11 @@ def ensure_syncable(inst: Installation) -> None:
     """Refuses to queue runs for installations that cannot run."""
     if inst.status == InstallationStatus.uninstalled:
         raise InstallationNotSyncable(f"company {inst.company_id} is uninstalled")
+    if inst.status == InstallationStatus.disconnected:
+        raise InstallationNotSyncable(
+            f"company {inst.company_id} has disconnected the app in Procore; it is probed and "
+            "synced again on its own once it is reconnected"
+        )
     if inst.status == InstallationStatus.credentials_invalid:
         raise InstallationNotSyncable(
             f"company {inst.company_id} has invalid credentials; replace them first "
@@ -343,7 +373,8 @@ async def replace_credentials(
             "stored again until it is installed again"
         )
     old = await credentials_for(session, rt, inst) if inst.client_id else None
-    creds = ProcoreCredentials(client_id, client_secret)
+    login, api = rt.settings.hosts_for(environment_of(inst))
+    creds = ProcoreCredentials(client_id, client_secret, login_url=login, api_url=api)
     try:
         # A fresh token request, even for a pair cached or rejected before.
         await rt.procore.check_credentials(creds)

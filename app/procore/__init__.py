@@ -5,6 +5,7 @@ from app.procore.connection import make_http_client
 from app.procore.credentials import ProcoreCredentials, RequestStats
 from app.procore.errors import (
     AppNotConnectedError,
+    AppNotInstalledError,
     InvalidClientError,
     ProcoreAuthError,
     ProcoreBadRequestError,
@@ -20,6 +21,7 @@ from app.procore.paging import Page
 
 __all__ = [
     "AppNotConnectedError",
+    "AppNotInstalledError",
     "HealthCounters",
     "InvalidClientError",
     "Page",

@@ -30,7 +30,9 @@ class Deletes(StrEnum):
 
     include_deleted = "include_deleted"  # filters[include_deleted]=only
     recycle_bin = "recycle_bin"  # a recycle-bin listing of soft-deleted records
-    id_diff = "id_diff"  # ids missing from a complete full listing
+    recycle_filter = "recycle_filter"  # the listing itself with filters[is_in_recycle_bin]=true
+    deleted_at_filter = "deleted_at_filter"  # the listing with filters[deleted_at]=<range>
+    id_diff = "id_diff"  # ids missing from a complete full listing (nothing else exists)
     none = "none"
 
 
@@ -46,12 +48,25 @@ class Stream:
     params: dict[str, str] = field(default_factory=dict)
     parent: str | None = None
     recycle_bin_path: str | None = None
+    # Whether the delete feed takes filters[updated_at] (documented for some feeds only).
+    delete_feed_filtered: bool = True
+    # Further listings whose records belong to the stream (e.g. inactive users).
+    extra_paths: tuple[str, ...] = ()
+    # The endpoint's documented maximum page size, if below the client's.
+    max_per_page: int | None = None
 
     def list_path(
         self, *, company_id: int, project_id: int | None, parent_id: int | None = None
     ) -> str:
         """The list endpoint for one company, project and parent record."""
         return self.path.format(company_id=company_id, project_id=project_id, parent_id=parent_id)
+
+    def list_paths(self, *, company_id: int, project_id: int | None) -> list[str]:
+        """Every listing of the stream for one company and project: the main one first."""
+        return [
+            path.format(company_id=company_id, project_id=project_id)
+            for path in (self.path, *self.extra_paths)
+        ]
 
     def list_params(self, *, company_id: int, project_id: int | None) -> dict[str, str]:
         """Static query parameters (company_id/project_id filled in)."""
@@ -63,16 +78,32 @@ class Stream:
 
 _P = {"project_id": "{project_id}"}
 
+# Sources for each choice below: ../shared/reference/procore-api.md sections 6, 7 and 11
+# (procore/documentation and Procore's OpenAPI as published through generated SDKs).
 CATALOG: tuple[Stream, ...] = (
     Stream(
         "projects",
         "/rest/v1.1/projects",
         Scope.company,
-        params={"company_id": "{company_id}"},
+        # Active projects only unless asked: an inactive project keeps its final changes.
+        params={"company_id": "{company_id}", "filters[by_status]": "All"},
         deletes=Deletes.none,
+        max_per_page=300,  # the endpoint's documented maximum
     ),
-    Stream("users", "/rest/v1.3/companies/{company_id}/users", Scope.company),
-    Stream("vendors", "/rest/v1.0/vendors", Scope.company, params={"company_id": "{company_id}"}),
+    Stream(
+        "users",
+        "/rest/v1.3/companies/{company_id}/users",
+        Scope.company,
+        # Deactivation is not deletion: inactive people are listed apart and kept.
+        extra_paths=("/rest/v1.0/companies/{company_id}/users/inactive",),
+    ),
+    Stream(
+        "vendors",
+        "/rest/v1.0/vendors",
+        Scope.company,
+        params={"company_id": "{company_id}"},
+        extra_paths=("/rest/v1.0/companies/{company_id}/vendors/inactive",),
+    ),
     Stream(
         "rfis",
         "/rest/v1.0/projects/{project_id}/rfis",
@@ -80,9 +111,31 @@ CATALOG: tuple[Stream, ...] = (
         deletes=Deletes.recycle_bin,
         recycle_bin_path="/rest/v1.0/projects/{project_id}/rfis/recycle_bin",
     ),
-    Stream("submittals", "/rest/v1.1/projects/{project_id}/submittals", Scope.project),
-    Stream("observations", "/rest/v1.0/observations/items", Scope.project, params=_P),
-    Stream("punch_items", "/rest/v1.1/punch_items", Scope.project, params=_P),
+    Stream(
+        "submittals",
+        "/rest/v1.1/projects/{project_id}/submittals",
+        Scope.project,
+        deletes=Deletes.recycle_bin,
+        recycle_bin_path="/rest/v1.1/projects/{project_id}/submittals/recycle_bin",
+    ),
+    Stream(
+        "observations",
+        "/rest/v1.0/observations/items",
+        Scope.project,
+        params=_P,
+        deletes=Deletes.recycle_bin,
+        recycle_bin_path="/rest/v1.0/projects/{project_id}/recycle_bin/observations/items",
+        delete_feed_filtered=False,
+    ),
+    Stream(
+        "punch_items",
+        "/rest/v1.1/punch_items",
+        Scope.project,
+        params=_P,
+        deletes=Deletes.recycle_bin,
+        recycle_bin_path="/rest/v1.1/punch_items/recycle_bin",
+        delete_feed_filtered=False,
+    ),
     Stream(
         "change_events",
         "/rest/v1.0/change_events",
@@ -94,14 +147,15 @@ CATALOG: tuple[Stream, ...] = (
         "work_order_contracts",
         "/rest/v1.0/work_order_contracts",
         Scope.project,
-        params=_P,
+        # Procore answers a compact record unless the extended view is asked for.
+        params=_P | {"view": "extended"},
         deletes=Deletes.include_deleted,
     ),
     Stream(
         "purchase_order_contracts",
         "/rest/v1.0/purchase_order_contracts",
         Scope.project,
-        params=_P,
+        params=_P | {"view": "extended"},
         deletes=Deletes.include_deleted,
     ),
     Stream("prime_contracts", "/rest/v1.0/prime_contracts", Scope.project, params=_P),
@@ -115,13 +169,31 @@ CATALOG: tuple[Stream, ...] = (
         parent="budget_views",
     ),
     Stream("cost_codes", "/rest/v1.0/cost_codes", Scope.project, params=_P, cursor=Cursor.none),
-    Stream("documents", "/rest/v1.0/projects/{project_id}/documents", Scope.project),
-    Stream("checklists", "/rest/v1.0/projects/{project_id}/checklist/lists", Scope.project),
-    Stream("timesheets", "/rest/v1.0/projects/{project_id}/timesheets", Scope.project),
+    Stream(
+        "documents",
+        "/rest/v1.0/projects/{project_id}/documents",
+        Scope.project,
+        deletes=Deletes.recycle_filter,
+    ),
+    Stream(
+        "checklists",
+        "/rest/v1.0/projects/{project_id}/checklist/lists",
+        Scope.project,
+        deletes=Deletes.recycle_bin,
+        recycle_bin_path="/rest/v1.0/projects/{project_id}/recycle_bin/checklist/lists",
+    ),
+    Stream(
+        "timesheets",
+        "/rest/v1.0/projects/{project_id}/timesheets",
+        Scope.project,
+        deletes=Deletes.deleted_at_filter,
+    ),
     Stream(
         "daily_manpower_logs",
         "/rest/v1.0/projects/{project_id}/manpower_logs",
         Scope.project,
+        # Approved logs only unless asked: pending logs are data too.
+        params={"filters[status]": "all"},
         cursor=Cursor.date_window,
         deletes=Deletes.none,
     ),

@@ -4,35 +4,39 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
-from app.core import json_codec
 from app.core.logging import get_logger
 from app.core.retry import (
     RetryBudget,
     RetryPolicy,
     is_retryable_exception,
     is_retryable_status,
-    parse_retry_after,
 )
 from app.procore.connection import USER_AGENT
 from app.procore.credentials import ProcoreCredentials, RequestStats
 from app.procore.errors import (
+    AppNotInstalledError,
+    ProcoreBadRequestError,
     ProcoreError,
     ProcoreNetworkError,
     ProcoreRateLimitError,
-    ProcoreServerError,
     error_for_response,
     message_from_response,
     request_id_of,
 )
 from app.procore.health import HealthCounters
-from app.procore.paging import Page, next_page_number, records_of
-from app.procore.ratelimit import CompanyLimiter, RateLimiters, WindowWaitTooLongError
+from app.procore.paging import Page, decode_json, next_page_number, records_of, smaller_page
+from app.procore.ratelimit import (
+    CompanyLimiter,
+    RateLimiters,
+    WindowWaitTooLongError,
+    hold_for_window,
+)
 from app.procore.tokens import TokenCache, TokenRefresh
 
 log = get_logger(__name__)
@@ -42,6 +46,8 @@ Params = Mapping[str, str | int | Sequence[str]]
 # The only endpoints Procore answers without a Procore-Company-Id header.
 COMPANYLESS_PATHS = frozenset({"/rest/v1.0/companies", "/rest/v1.0/me"})
 COMPANIES_PATH = "/rest/v1.0/companies"
+# The smallest page a 408 makes us ask for.
+MIN_PER_PAGE = 25
 
 
 def needs_company_header(path: str) -> bool:
@@ -135,7 +141,7 @@ class ProcoreClient:
     ) -> Any:
         """Returns the decoded JSON of one GET (None for an empty body)."""
         response = await self._send(creds, path, company_id, _query_items(params), stats)
-        return self._decode(response, path)
+        return decode_json(response, path)
 
     async def paginate(
         self,
@@ -146,27 +152,46 @@ class ProcoreClient:
         params: Params | None = None,
         stats: RequestStats | None = None,
         start_page: int = 1,
+        per_page: int | None = None,
+        max_per_page: int | None = None,
     ) -> AsyncIterator[Page]:
         """Yields a listing page by page from ``start_page``, following ``Link: next``.
 
-        ``page`` and ``per_page`` in ``params`` are ignored: the client owns them. While the
-        caller works on one page the next one is already being fetched (prefetch), so at most
-        two pages are held at a time and memory stays flat whatever the size of the listing.
-        A failure of the prefetched page is raised when the caller asks for that page, never
-        earlier; a caller that stops early leaves at most one request made for nothing.
+        ``page`` and ``per_page`` in ``params`` are ignored: the client owns them. The page size
+        is the client's, capped by ``max_per_page`` (an endpoint's documented maximum), unless
+        ``per_page`` is given (a resumed listing keeps the size it started with). A 408 ("the
+        request took too long") is read again at the same position with half the page size.
+
+        While the caller works on one page the next one is already being fetched (prefetch), so
+        at most two pages are held at a time and memory stays flat whatever the size of the
+        listing. A failure of the prefetched page is raised when the caller asks for that page,
+        never earlier; a caller that stops early leaves at most one request made for nothing.
         """
         base = [(k, v) for k, v in _query_items(params) if k not in ("page", "per_page")]
 
-        def fetch(number: int) -> Coroutine[Any, Any, Page]:
-            query = [*base, ("page", str(number)), ("per_page", str(self.per_page))]
-            return self._fetch_page(creds, path, company_id, query, stats, number)
+        async def read(page: int, size: int) -> Page:
+            while True:
+                query = [*base, ("page", str(page)), ("per_page", str(size))]
+                try:
+                    return await self._fetch_page(creds, path, company_id, query, stats, page, size)
+                except ProcoreBadRequestError as exc:
+                    smaller = (
+                        smaller_page(page, size, floor=MIN_PER_PAGE) if exc.status == 408 else None
+                    )
+                    if smaller is None:
+                        raise
+                    log.warning(
+                        "procore answered 408: smaller pages", path=path, per_page=smaller[1]
+                    )
+                    page, size = smaller
 
-        current = await fetch(max(1, start_page))
+        size = per_page or min(self.per_page, max_per_page or self.per_page)
+        current = await read(max(1, start_page), size)
         ahead: asyncio.Task[Page] | None = None
         try:
             while True:
                 if current.next_page is not None:
-                    ahead = asyncio.create_task(fetch(current.next_page))
+                    ahead = asyncio.create_task(read(current.next_page, current.per_page or size))
                     ahead.add_done_callback(_retrieve)
                 yield current
                 if ahead is None:
@@ -184,21 +209,34 @@ class ProcoreClient:
         query: list[tuple[str, str | int | float | bool | None]],
         stats: RequestStats | None,
         page: int,
+        per_page: int,
     ) -> Page:
         response = await self._send(creds, path, company_id, query, stats)
-        records, is_list = records_of(self._decode(response, path))
+        records, is_list = records_of(decode_json(response, path))
         if not is_list:
             # A single object: this endpoint does not page.
-            return Page(records=records, page=page, next_page=None, total=None)
-        next_page, total = next_page_number(page, len(records), response.headers, self.per_page)
-        return Page(records=records, page=page, next_page=next_page, total=total)
+            return Page(records=records, page=page, next_page=None, total=None, per_page=per_page)
+        next_page, total = next_page_number(page, len(records), response, per_page)
+        return Page(records=records, page=page, next_page=next_page, total=total, per_page=per_page)
 
     async def list_companies(
-        self, creds: ProcoreCredentials, *, stats: RequestStats | None = None
+        self,
+        creds: ProcoreCredentials,
+        *,
+        company_id: int | None = None,
+        stats: RequestStats | None = None,
     ) -> list[dict[str, Any]]:
-        """Returns every company where the app is installed (all pages, no company header)."""
+        """Returns every company where the app is installed, free ones included (all pages).
+
+        `company_id` (any company the app knows) is sent as `Procore-Company-Id`, which DMSA
+        apps need when their companies span Procore regions (procore/documentation:
+        oauth/oauth_client_credentials.md); free companies are left out unless asked for.
+        """
         companies: list[dict[str, Any]] = []
-        async for page in self.paginate(creds, COMPANIES_PATH, company_id=None, stats=stats):
+        params = {"include_free_companies": "true"}
+        async for page in self.paginate(
+            creds, COMPANIES_PATH, company_id=company_id, params=params, stats=stats
+        ):
             companies.extend(page.records)
         return companies
 
@@ -243,7 +281,7 @@ class ProcoreClient:
         self._tokens.ensure_valid(creds)
         call = _Call(
             path=path,
-            url=self._api_url + path,
+            url=(creds.api_url or self._api_url).rstrip("/") + path,
             company_id=company_id,
             query=query,
             stats=stats,
@@ -257,9 +295,18 @@ class ProcoreClient:
             if response is None:
                 continue  # no answer, and a retry is due
             if response.status_code < 300:
+                call.auth.accepted()
                 return response
             if call.auth.retry_after(response):
                 continue
+            if call.auth.refused_fresh(response):
+                raise AppNotInstalledError(
+                    "Procore refused a freshly minted token: the app is not installed or not "
+                    f"connected in this company ({message_from_response(response)})",
+                    status=401,
+                    request_id=request_id_of(response),
+                    path=call.path,
+                )
             await self._after_failure(call, response)
 
     async def _attempt(self, call: _Call) -> httpx.Response | None:
@@ -302,7 +349,7 @@ class ProcoreClient:
         """Waits before the next attempt, or raises the answer's error."""
         status = response.status_code
         if status == 429 or (status == 503 and "retry-after" in response.headers):
-            self._wait_for_window(call.budget, call.limiter, response, call.path)
+            hold_for_window(call.budget, call.limiter, response, call.path)
             return
         if is_retryable_status(status):
             await self._backoff_or_raise(call.budget, error_for_response(response, call.path))
@@ -342,49 +389,3 @@ class ProcoreClient:
             error=str(error),
         )
         await asyncio.sleep(delay)
-
-    @staticmethod
-    def _wait_for_window(
-        budget: RetryBudget, limiter: CompanyLimiter, response: httpx.Response, path: str
-    ) -> None:
-        """After a 429/503: holds every request to this company until Retry-After or the reset."""
-        wait = parse_retry_after(response.headers.get("retry-after"))
-        if wait is None:
-            wait = limiter.seconds_until_reset()
-        if wait is not None:
-            # Every task holds off, even when this call gives up: the window is spent.
-            limiter.block_for(wait)
-            delay = budget.wait(wait)
-            log.warning(
-                "procore rate limit: holding requests",
-                status=response.status_code,
-                path=path,
-                wait_seconds=round(wait, 1),
-            )
-        else:
-            delay = budget.backoff()
-            if delay is not None:
-                limiter.block_for(delay)
-        if delay is None:
-            cls = ProcoreRateLimitError if response.status_code == 429 else ProcoreServerError
-            raise cls(
-                message_from_response(response),
-                status=response.status_code,
-                request_id=request_id_of(response),
-                path=path,
-                retry_after=wait,
-            )
-
-    @staticmethod
-    def _decode(response: httpx.Response, path: str) -> Any:
-        if not response.content:
-            return None
-        try:
-            return json_codec.loads(response.content)
-        except (ValueError, UnicodeDecodeError):
-            raise ProcoreError(
-                "Procore answered with a body that is not JSON",
-                status=response.status_code,
-                request_id=request_id_of(response),
-                path=path,
-            ) from None

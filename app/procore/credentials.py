@@ -8,14 +8,22 @@ from dataclasses import dataclass, field
 
 @dataclass(frozen=True)
 class ProcoreCredentials:
-    """A DMSA client id and secret; the secret never appears in repr or str."""
+    """A DMSA client id and secret; the secret never appears in repr or str.
+
+    `login_url`/`api_url` bind the pair to its Procore environment's hosts (None: the client's
+    defaults), so a secret is only ever sent to the login host of the environment it belongs to.
+    """
 
     client_id: str
     client_secret: str = field(repr=False)
+    login_url: str | None = None
+    api_url: str | None = None
 
     def cache_key(self) -> tuple[str, str]:
-        """Returns a key that changes when either the id or the secret changes."""
-        digest = hashlib.sha256(self.client_secret.encode()).hexdigest()[:16]
+        """Returns a key that changes when the id, the secret or the login host changes."""
+        digest = hashlib.sha256(
+            f"{self.login_url or ''}\n{self.client_secret}".encode()
+        ).hexdigest()[:16]
         return (self.client_id, digest)
 
 

@@ -63,6 +63,11 @@ class AppNotConnectedError(ProcoreForbiddenError):
     """403 "App is not connected to this company": the installation is gone."""
 
 
+class AppNotInstalledError(AppNotConnectedError, ProcoreAuthError):
+    """401 to a freshly minted token: the app is not installed (or not connected) in this
+    company; another token would be refused too (procore-api.md section 11)."""
+
+
 class ProcoreNotFoundError(ProcoreError):
     """404: missing resource or no read access."""
 

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-_LINK_PART = re.compile(r"<([^>]*)>\s*((?:;\s*[^;,]+)*)")
-_REL = re.compile(r"""rel\s*=\s*"?([^";]+)"?""")
+import httpx
+
+from app.core import json_codec
+from app.procore.errors import ProcoreError, request_id_of
 
 
 @dataclass(frozen=True)
@@ -21,17 +22,7 @@ class Page:
     page: int
     next_page: int | None
     total: int | None
-
-
-def link_targets(link_header: str) -> dict[str, str]:
-    """Returns the URL of each ``rel`` in an RFC 8288 ``Link`` header."""
-    targets: dict[str, str] = {}
-    for match in _LINK_PART.finditer(link_header):
-        url, params = match.group(1), match.group(2)
-        for rel in _REL.findall(params):
-            for name in rel.split():
-                targets.setdefault(name.lower(), url)
-    return targets
+    per_page: int | None = None  # the page size this page was read with
 
 
 def page_number_of(url: str) -> int | None:
@@ -71,16 +62,16 @@ def records_of(body: Any) -> tuple[list[dict[str, Any]], bool]:
 
 
 def next_page_number(
-    page: int, record_count: int, headers: Mapping[str, str], requested_per_page: int
+    page: int, record_count: int, response: httpx.Response, requested_per_page: int
 ) -> tuple[int | None, int | None]:
-    """Returns (next page or None, total or None) from the ``Link``, ``Total`` and ``Per-Page``."""
+    """Returns (next page or None, total or None) from the ``Link``, ``Total`` and ``Per-Page``
+    headers (``Link`` parsed by httpx's ``Response.links``)."""
+    headers = response.headers
     total = _int_header(headers, "total")
     if record_count == 0:
         return None, total
-    link = headers.get("link")
-    if link:
-        targets = link_targets(link)
-        next_url = targets.get("next")
+    if headers.get("link"):
+        next_url = response.links.get("next", {}).get("url")
         if next_url is None:
             return None, total
         number = page_number_of(next_url)
@@ -93,3 +84,30 @@ def next_page_number(
         return (page + 1 if page < last_page else None), total
     # Nothing to go by: a full page suggests more may follow.
     return (page + 1 if record_count >= per_page else None), total
+
+
+def smaller_page(page: int, per_page: int, *, floor: int) -> tuple[int, int] | None:
+    """The same position in the listing read with half the page size: Procore answers 408 to a
+    request that takes too long and advises smaller pages, never a bigger read
+    (api_essentials/error_reference.md). None when the size cannot shrink below `floor`."""
+    # A divisor of the current size keeps every page boundary, so the next page starts exactly
+    # at the record the refused page would have started with.
+    for smaller in range(per_page // 2, floor - 1, -1):
+        if per_page % smaller == 0:
+            return (page - 1) * (per_page // smaller) + 1, smaller
+    return None
+
+
+def decode_json(response: httpx.Response, path: str) -> Any:
+    """The JSON body of a Procore answer (None when empty); a body that is not JSON is an error."""
+    if not response.content:
+        return None
+    try:
+        return json_codec.loads(response.content)
+    except (ValueError, UnicodeDecodeError):
+        raise ProcoreError(
+            "Procore answered with a body that is not JSON",
+            status=response.status_code,
+            request_id=request_id_of(response),
+            path=path,
+        ) from None

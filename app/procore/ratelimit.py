@@ -9,6 +9,17 @@ import math
 import time
 from collections.abc import Callable, Mapping
 
+import httpx
+
+from app.core.logging import get_logger
+from app.core.retry import RetryBudget, parse_retry_after
+from app.procore.errors import (
+    ProcoreRateLimitError,
+    ProcoreServerError,
+    message_from_response,
+    request_id_of,
+)
+
 # A reset above this is unix seconds; below it, seconds from now.
 _EPOCH_THRESHOLD = 1_000_000_000
 # A 429 this soon after a window was thought over means the reset is rounded down: widen margin.
@@ -24,6 +35,9 @@ def _header_number(headers: Mapping[str, str], name: str) -> float | None:
     except ValueError:
         return None
     return value if math.isfinite(value) else None
+
+
+log = get_logger(__name__)
 
 
 class WindowWaitTooLongError(Exception):
@@ -240,3 +254,35 @@ class RateLimiters:
         if limiter is None:
             limiter = self._limiters[key] = self._factory(self._server_clock)
         return limiter
+
+
+def hold_for_window(
+    budget: RetryBudget, limiter: CompanyLimiter, response: httpx.Response, path: str
+) -> None:
+    """After a 429/503: holds every request to this company until Retry-After or the reset."""
+    wait = parse_retry_after(response.headers.get("retry-after"))
+    if wait is None:
+        wait = limiter.seconds_until_reset()
+    if wait is not None:
+        # Every task holds off, even when this call gives up: the window is spent.
+        limiter.block_for(wait)
+        delay = budget.wait(wait)
+        log.warning(
+            "procore rate limit: holding requests",
+            status=response.status_code,
+            path=path,
+            wait_seconds=round(wait, 1),
+        )
+    else:
+        delay = budget.backoff()
+        if delay is not None:
+            limiter.block_for(delay)
+    if delay is None:
+        cls = ProcoreRateLimitError if response.status_code == 429 else ProcoreServerError
+        raise cls(
+            message_from_response(response),
+            status=response.status_code,
+            request_id=request_id_of(response),
+            path=path,
+            retry_after=wait,
+        )

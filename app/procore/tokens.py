@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,6 +34,8 @@ from app.procore.errors import (
 log = get_logger(__name__)
 
 TOKEN_PATH = "/oauth/token"  # noqa: S105 - a URL path, not a secret
+# A call refused on a replaced token must still know it had worked: keep a few per credential.
+PROVEN_KEPT = 4
 
 
 @dataclass(frozen=True)
@@ -65,7 +68,7 @@ class TokenCache:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._http = http
-        self._token_url = login_url.rstrip("/") + TOKEN_PATH
+        self._login_url = login_url.rstrip("/")
         self._retry = retry
         self._refresh_margin = refresh_margin
         self._user_agent = user_agent
@@ -73,6 +76,19 @@ class TokenCache:
         self._tokens: dict[tuple[str, str], AccessToken] = {}
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
         self._invalid: dict[tuple[str, str], InvalidClientError] = {}
+        # The latest tokens of each credential that Procore has accepted at least once.
+        self._proven: dict[tuple[str, str], deque[str]] = {}
+
+    def prove(self, creds: ProcoreCredentials, token: str) -> None:
+        """Notes that Procore accepted this token (a later 401 means it expired or was revoked)."""
+        proven = self._proven.setdefault(creds.cache_key(), deque(maxlen=PROVEN_KEPT))
+        if token not in proven:
+            proven.append(token)
+
+    def proven(self, creds: ProcoreCredentials, token: str) -> bool:
+        """Whether Procore ever accepted this token; a 401 to an unproven (fresh) token means
+        the app is not installed, not that another token is needed."""
+        return token in self._proven.get(creds.cache_key(), ())
 
     def ensure_valid(self, creds: ProcoreCredentials) -> None:
         """Raises the remembered InvalidClientError if these credentials were rejected."""
@@ -144,7 +160,9 @@ class TokenCache:
             if stats is not None:
                 stats.token_requests += 1
             try:
-                response = await self._http.post(self._token_url, data=form, headers=headers)
+                # The pair's own environment's login host: never another environment's.
+                token_url = (creds.login_url or self._login_url).rstrip("/") + TOKEN_PATH
+                response = await self._http.post(token_url, data=form, headers=headers)
             except httpx.HTTPError as exc:
                 # from None: the httpx error holds the request, whose body has the secret.
                 network_error = ProcoreNetworkError(
@@ -234,10 +252,22 @@ class TokenRefresh:
         self._used = await self._tokens.token(self._creds, self._stats)
         return self._used
 
+    def accepted(self) -> None:
+        """Procore answered this call: its token is proven."""
+        self._tokens.prove(self._creds, self._used)
+
     def retry_after(self, response: httpx.Response) -> bool:
-        """Whether the call should be sent again because its token was refused."""
+        """Whether the call should be sent again because its token was refused: once, and only
+        when that token had worked before (it expired or was revoked)."""
         if response.status_code != 401 or self._refreshed:
             return False
+        if not self._tokens.proven(self._creds, self._used):
+            return False  # a fresh token refused: see `refused_fresh`
         self._tokens.invalidate(self._creds, used=self._used)
         self._refreshed = True
         return True
+
+    def refused_fresh(self, response: httpx.Response) -> bool:
+        """A 401 to a token Procore never accepted: the app is not installed in this company
+        (procore-api.md sections 9 and 11); minting another token would only add 401s."""
+        return response.status_code == 401 and not self._tokens.proven(self._creds, self._used)

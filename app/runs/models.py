@@ -83,6 +83,8 @@ class StreamState(Base):
     # A Checkpoint in its JSON form; read and written through `saved_checkpoint`.
     checkpoint: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     known_ids: Mapped[list[int] | None] = mapped_column(JSON)
+    # The unit answered 403/404 (a tool disabled in that project): not asked again before this.
+    skip_until: Mapped[datetime | None]
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
     @property

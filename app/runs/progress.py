@@ -100,6 +100,8 @@ class ListingCheckpoint(_RunCheckpoint):
     full: bool
     params: dict[str, Any]
     next_page: int
+    path_index: int = 0  # which of the stream's listings (main, then extra ones)
+    per_page: int | None = None  # the page size the listing was read with
 
 
 class DateWindowCheckpoint(_RunCheckpoint):

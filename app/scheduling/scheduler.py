@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
@@ -75,7 +76,10 @@ class Scheduler:
             id="tick",
             next_run_time=utcnow(),
         )
-        if settings.discovery_interval_seconds and settings.client_id and settings.client_secret:
+        if settings.discovery_interval_seconds:
+            # First pass at once (tests: one interval after start; an explicit None would
+            # add the job paused).
+            first: dict[str, Any] = {} if settings.mode == "test" else {"next_run_time": utcnow()}
             self.aps.add_job(
                 self.discover,
                 "interval",
@@ -84,7 +88,7 @@ class Scheduler:
                 coalesce=True,
                 misfire_grace_time=None,
                 id="discovery",
-                next_run_time=None if settings.mode == "test" else utcnow(),
+                **first,
             )
         self.aps.start()
         self._loop_task = asyncio.create_task(self._wake_loop(), name="scheduler-wake")
@@ -112,7 +116,10 @@ class Scheduler:
     async def discover(self) -> None:
         """Runs discovery, logging (not raising) failures."""
         try:
-            await discovery.discover(self.rt)
+            # Every process runs the job; the first to begin a pass in an interval lists.
+            await discovery.discover(
+                self.rt, min_gap_seconds=self.rt.settings.discovery_interval_seconds / 2
+            )
         except Exception as exc:
             log.warning("discovery failed", error=str(exc)[:300])
 

@@ -189,7 +189,7 @@ class Worker:
                 status, error = RunStatus.cancelled, "cancelled; checkpoints kept"
             except AppNotConnectedError as exc:
                 error = f"app is not connected to this company: {exc.message}"
-                await self._uninstall(run.company_id)
+                await self._disconnect(run.company_id, exc.message)
             except InvalidClientError as exc:
                 error = f"credentials rejected by Procore: {exc.message}"
                 await self._mark_credentials_invalid(run.company_id, error)
@@ -355,11 +355,9 @@ class Worker:
         self.rt.wake_scheduler()
         return released
 
-    async def _uninstall(self, company_id: int) -> None:
+    async def _disconnect(self, company_id: int, detail: str) -> None:
         async with unit_of_work(self.rt.sessions) as session:
-            await installations.uninstall(
-                session, company_id, reason=installations.REASON_NOT_CONNECTED
-            )
+            await installations.mark_disconnected(session, self.rt, company_id, detail)
 
     async def _mark_credentials_invalid(self, company_id: int, error: str) -> None:
         async with unit_of_work(self.rt.sessions) as session:

@@ -86,6 +86,9 @@ class RunContext:
     pending_deletes: list[PendingDelete] = field(default_factory=list)
     project_ids: list[int] = field(default_factory=list)
     projects_listed: bool = False  # the permitted project list was read in full this attempt
+    # Ids of full listings completed in this attempt, by (stream, project): a child stream
+    # reuses its parent's instead of listing the parent again.
+    listed_ids: dict[tuple[str, int | None], list[int]] = field(default_factory=dict)
     missing_projects: list[int] = field(default_factory=list)
 
     def __post_init__(self) -> None:

@@ -9,11 +9,17 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from app.core.database import unit_of_work, utcnow
-from app.procore import ProcoreBadRequestError
+from app.procore import (
+    AppNotConnectedError,
+    ProcoreBadRequestError,
+    ProcoreForbiddenError,
+    ProcoreNotFoundError,
+)
 from app.procore.catalog import STREAMS, Cursor, Stream
 from app.runs import state as state_repo
 from app.runs.progress import (
@@ -31,6 +37,16 @@ DATE_WINDOW_DAYS = 30
 Reader = Callable[[UnitDriver, UnitState], Awaitable[None]]
 
 
+# A unit that answered 403/404 (a tool disabled in that project, a permission the app lacks)
+# is asked again a day later, not on every run: Integration Health counts each 403/404
+# (procore-api.md section 10).
+DENIED_RETRY = timedelta(days=1)
+
+
+class UnitDeferred(ProcoreForbiddenError):
+    """The unit answered 403/404 recently; it is not asked again before its retry time."""
+
+
 async def run_unit(ctx: RunContext, stream: Stream, project_id: int | None) -> None:
     """Syncs one unit; returns when its listing completed (or it was already done this run)."""
     unit = UnitDriver(ctx, stream, project_id)
@@ -39,7 +55,27 @@ async def run_unit(ctx: RunContext, stream: Stream, project_id: int | None) -> N
         if state.resume.pending is not None:  # found before a restart of this run
             ctx.pending_deletes.append(state.resume.pending)
         return
-    await reader_for(stream)(unit, state)
+    if state.skip_until is not None and state.skip_until > utcnow():
+        raise UnitDeferred(
+            f"answered 403/404 before; asked again after {state.skip_until.isoformat()}"
+        )
+    try:
+        await reader_for(stream)(unit, state)
+    except (ProcoreForbiddenError, ProcoreNotFoundError) as exc:
+        if not isinstance(exc, AppNotConnectedError):
+            await _defer(ctx, stream, project_id, utcnow() + DENIED_RETRY)
+        raise
+    if state.skip_until is not None:
+        await _defer(ctx, stream, project_id, None)
+
+
+async def _defer(
+    ctx: RunContext, stream: Stream, project_id: int | None, until: datetime | None
+) -> None:
+    """Remembers (or forgets) when a denied unit may be asked again."""
+    async with unit_of_work(ctx.rt.sessions) as session:
+        row = await state_repo.load(session, ctx.company_id, stream.name, project_id)
+        row.skip_until = until
 
 
 def reader_for(stream: Stream) -> Reader:
@@ -52,7 +88,11 @@ def reader_for(stream: Stream) -> Reader:
 
 
 async def read_listing(unit: UnitDriver, state: UnitState) -> None:
-    """A listing: changes since the cursor (with a lookback), or everything when full."""
+    """A listing: changes since the cursor (with a lookback), or everything when full.
+
+    A stream with several listings (users and their inactive list) reads them in turn, with
+    the same filters; together they decide the stream's known ids.
+    """
     ctx, stream = unit.ctx, unit.stream
     resume = state.resume if isinstance(state.resume, ListingCheckpoint) else None
     full = unit.is_full(state) if resume is None else resume.full
@@ -63,26 +103,52 @@ async def read_listing(unit: UnitDriver, state: UnitState) -> None:
         params["filters[updated_at]"] = updated_at_filter(start, ctx.window_end)
     if resume is not None:
         params = dict(resume.params)
-    start_page = resume.next_page if resume else 1
     seen: set[int] | None = set() if (full and resume is None) else None
     listed: list[int] = []
-    try:
-        complete = await _list(unit, params, start_page, full, seen, listed)
-    except ProcoreBadRequestError:
-        if "filters[updated_at]" not in params or start_page != 1:
-            raise
-        # An endpoint that refuses the updated_at filter is read in full instead.
-        unit.stats.note = "filters[updated_at] refused: read in full"
-        params.pop("filters[updated_at]")
-        full, seen = True, (set() if resume is None else None)
-        complete = await _list(unit, params, 1, full, seen, listed)
-    if not complete and "filters[updated_at]" in params:
-        # Records changed while the pages were read, so the page boundaries moved and some
-        # records were skipped: read the changes once more (upserts make it harmless).
-        complete = await _list(unit, params, 1, full, None, listed)
-    if not complete:
-        seen = None  # a listing that shifted under us must not decide deletes
-    await unit.find_deletes(seen, state.known_ids)
+    paths = stream.list_paths(company_id=ctx.company_id, project_id=unit.project_id)
+    first_path = resume.path_index if resume else 0
+    decide_deletes = True
+    for index in range(first_path, len(paths)):
+        at = (
+            _Position(index, paths[index], resume.next_page, resume.per_page)
+            if (resume and index == first_path)
+            else _Position(index, paths[index], 1, None)
+        )
+        try:
+            complete = await _list(unit, params, at, full, seen, listed)
+        except (ProcoreForbiddenError, ProcoreNotFoundError) as exc:
+            if index == 0 or isinstance(exc, AppNotConnectedError):
+                raise
+            # A further listing (inactive people) the app may not read: the main listing
+            # stands, but an incomplete set of ids must not decide deletes.
+            unit.stats.note = f"{at.path} not read: {exc.status}"[:200]
+            decide_deletes = False
+            continue
+        except ProcoreBadRequestError as exc:
+            too_large = exc.status == 408  # never answered with a bigger, unfiltered read
+            if too_large or "filters[updated_at]" not in params or at.page != 1 or index != 0:
+                raise
+            # An endpoint that refuses the updated_at filter is read in full instead.
+            unit.stats.note = "filters[updated_at] refused: read in full"
+            params.pop("filters[updated_at]")
+            full, seen = True, (set() if resume is None else None)
+            complete = await _list(unit, params, at, full, seen, listed)
+        if not complete and "filters[updated_at]" in params:
+            # Records changed while the pages were read, so the page boundaries moved and some
+            # records were skipped: read the changes once more (upserts make it harmless).
+            complete = await _list(
+                unit, params, _Position(index, at.path, 1, None), full, None, listed
+            )
+        if not complete:
+            seen = None  # a listing that shifted under us must not decide deletes
+    if seen is not None:
+        ctx.listed_ids[(stream.name, unit.project_id)] = sorted(seen)
+    await unit.find_deletes(
+        seen if decide_deletes else None,
+        state.known_ids,
+        first_sync=state.cursor is None and state.known_ids is None,
+        window=params.get("filters[updated_at]"),
+    )
     await unit.complete(
         cursor=ctx.window_end if stream.cursor == Cursor.updated_at else None,
         known_ids=known_ids_after(seen, state.known_ids, listed if state.known_ids else []),
@@ -90,10 +156,20 @@ async def read_listing(unit: UnitDriver, state: UnitState) -> None:
     )
 
 
+@dataclass(frozen=True)
+class _Position:
+    """Where a listing is read from: which of the stream's listings, page and page size."""
+
+    index: int
+    path: str
+    page: int
+    per_page: int | None
+
+
 async def _list(
     unit: UnitDriver,
     params: dict[str, Any],
-    start_page: int,
+    at: _Position,
     full: bool,
     seen: set[int] | None,
     listed: list[int],
@@ -105,8 +181,8 @@ async def _list(
     """
     announced: int | None = None
     read = 0
-    async for page in unit.pages(params, start_page):
-        if start_page == 1 and page.page == 1:
+    async for page in unit.pages(params, at.page, path=at.path, per_page=at.per_page):
+        if at.page == 1 and page.page == 1:
             announced = page.total
         read += len(page.records)
         ids = await unit.write(page.records)
@@ -119,6 +195,8 @@ async def _list(
             full=full,
             params=params,
             next_page=page.next_page or page.page + 1,
+            path_index=at.index,
+            per_page=page.per_page,
         )
         await unit.save(checkpoint, written=len(ids))
     return announced is None or read >= announced
@@ -176,23 +254,25 @@ async def read_children(unit: UnitDriver, state: UnitState) -> None:
     parent = STREAMS[unit.stream.parent or ""]
     resume = state.resume if isinstance(state.resume, ChildrenCheckpoint) else None
     done: list[int] = list(resume.parents_done) if resume else []
-    parent_path = parent.list_path(company_id=ctx.company_id, project_id=unit.project_id)
-    parent_ids: list[int] = []
-    async for page in unit.pages(unit.params(), path=parent_path):
-        parent_ids.extend(rid for rid in map(record_id, page.records) if rid is not None)
+    parent_ids = ctx.listed_ids.get((parent.name, unit.project_id))
+    if parent_ids is None:  # the parent stream was not read in full in this attempt
+        parent_ids = []
+        parent_path = parent.list_path(company_id=ctx.company_id, project_id=unit.project_id)
+        async for page in unit.pages(unit.params(), path=parent_path):
+            parent_ids.extend(rid for rid in map(record_id, page.records) if rid is not None)
     seen: set[int] | None = set() if resume is None else None
     for parent_id in parent_ids:
         if parent_id in done:
             continue
         written = 0
         async for page in unit.pages(unit.params(), path=unit.path(parent_id)):
-            ids = await unit.write(page.records)
+            ids = await unit.write(page.records, parent_id=parent_id)
             written += len(ids)
             if seen is not None:
                 seen.update(ids)
         done.append(parent_id)
         await unit.save(ChildrenCheckpoint(run_id=ctx.run_id, parents_done=done), written=written)
-    await unit.find_deletes(seen, state.known_ids)
+    await unit.find_deletes(seen, state.known_ids, first_sync=state.known_ids is None, window=None)
     await unit.complete(
         cursor=None,
         known_ids=known_ids_after(seen, state.known_ids, []),

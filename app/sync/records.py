@@ -47,7 +47,11 @@ def deleted_at_of(record: dict[str, Any], fallback: datetime) -> datetime | None
 
 
 def to_destination(
-    records: Iterable[dict[str, Any]], *, project_id: int | None, now: datetime
+    records: Iterable[dict[str, Any]],
+    *,
+    project_id: int | None,
+    now: datetime,
+    parent_id: int | None = None,
 ) -> tuple[list[DestinationRecord], int]:
     """Converts a page; returns the records and how many were skipped for lack of an id."""
     converted: list[DestinationRecord] = []
@@ -64,6 +68,7 @@ def to_destination(
                 updated_at=parse_timestamp(record.get("updated_at")),
                 deleted_at=deleted_at_of(record, now),
                 data=record,
+                parent_id=parent_id,
             )
         )
     return converted, skipped

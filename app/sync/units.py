@@ -29,6 +29,9 @@ from app.runs.progress import Checkpoint, DoneCheckpoint, PendingDelete
 from app.sync.context import RunContext, count_write
 from app.sync.records import deleted_at_of, record_id, to_destination
 
+# The start of a delete feed read in full (a full refresh of a unit that has data).
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+
 
 def updated_at_filter(start: datetime, end: datetime) -> str:
     """Procore's `filters[updated_at]` range in ISO 8601 UTC, whole seconds.
@@ -100,6 +103,7 @@ class UnitState:
     known_ids: list[int] | None
     last_full_at: datetime | None
     resume: Checkpoint | None  # this run's checkpoint, when the run is resumed
+    skip_until: datetime | None = None  # answered 403/404: not asked again before this
 
 
 class UnitDriver:
@@ -126,6 +130,7 @@ class UnitDriver:
             known_ids=row.known_ids,
             last_full_at=row.last_full_at,
             resume=checkpoint if checkpoint and checkpoint.run_id == ctx.run_id else None,
+            skip_until=row.skip_until,
         )
 
     def is_full(self, state: UnitState) -> bool:
@@ -151,7 +156,11 @@ class UnitDriver:
         )
 
     async def pages(
-        self, params: dict[str, Any], start_page: int = 1, path: str | None = None
+        self,
+        params: dict[str, Any],
+        start_page: int = 1,
+        path: str | None = None,
+        per_page: int | None = None,
     ) -> AsyncIterator[Page]:
         """Pages of a listing; the stop flag is checked before each page is used."""
         ctx = self.ctx
@@ -162,6 +171,8 @@ class UnitDriver:
             params=params,
             stats=self.requests,
             start_page=start_page,
+            per_page=per_page,
+            max_per_page=self.stream.max_per_page,
         )
         try:
             async for page in pages:
@@ -181,10 +192,15 @@ class UnitDriver:
         self._counted_tokens = self.requests.token_requests
         self.ctx.requests.token_requests += tokens
 
-    async def write(self, records: list[dict[str, Any]]) -> list[int]:
-        """Writes a page to the destination; returns the ids written."""
+    async def write(
+        self, records: list[dict[str, Any]], *, parent_id: int | None = None
+    ) -> list[int]:
+        """Writes a page to the destination; returns the ids written. Records of a child
+        stream whose ids repeat under parents are keyed by (parent_id, id)."""
         ctx = self.ctx
-        batch, skipped = to_destination(records, project_id=self.project_id, now=utcnow())
+        batch, skipped = to_destination(
+            records, project_id=self.project_id, now=utcnow(), parent_id=parent_id
+        )
         self.stats.records_read += len(records)
         self.stats.records_skipped += skipped
         if batch:
@@ -213,9 +229,22 @@ class UnitDriver:
         self.pending = pending
         self.ctx.pending_deletes.append(pending)
 
-    async def find_deletes(self, seen: set[int] | None, known_ids: list[int] | None) -> None:
-        """Queues the deletes this unit found; they are applied when the run succeeds."""
-        stream, ctx = self.stream, self.ctx
+    async def find_deletes(
+        self,
+        seen: set[int] | None,
+        known_ids: list[int] | None,
+        *,
+        first_sync: bool,
+        window: str | None,
+    ) -> None:
+        """Queues the deletes this unit found; they are applied when the run succeeds.
+
+        Procore's own delete signals are read where it has them (include_deleted lists,
+        recycle bins, recycle-bin and deleted_at filters), limited to the run's `window`
+        (a `filters[updated_at]`-style range; None reads the whole feed). A unit's first sync
+        reads no delete feed: there is nothing in the destination to delete yet.
+        """
+        stream = self.stream
         if stream.deletes == Deletes.id_diff:
             if seen is not None and known_ids is not None:
                 gone = sorted(set(known_ids) - seen)
@@ -229,18 +258,14 @@ class UnitDriver:
                     )
                 )
             return
+        feed = None if first_sync else self._delete_feed(window)
+        if feed is None:
+            return
+        path, params, trust_unmarked = feed
         found: list[int] = []
         try:
-            if stream.deletes == Deletes.include_deleted:
-                params = self.params() | {"filters[include_deleted]": "only"}
-                async for page in self.pages(params):
-                    found.extend(deleted_ids(page.records, trust_unmarked=False))
-            elif stream.deletes == Deletes.recycle_bin and stream.recycle_bin_path:
-                path = stream.recycle_bin_path.format(
-                    company_id=ctx.company_id, project_id=self.project_id
-                )
-                async for page in self.pages(self.params(), path=path):
-                    found.extend(deleted_ids(page.records, trust_unmarked=True))
+            async for page in self.pages(params, path=path):
+                found.extend(deleted_ids(page.records, trust_unmarked=trust_unmarked))
         except (ProcoreBadRequestError, ProcoreNotFoundError, ProcoreForbiddenError) as exc:
             if isinstance(exc, AppNotConnectedError):
                 raise
@@ -258,6 +283,24 @@ class UnitDriver:
                     new_known_ids=None,
                 )
             )
+
+    def _delete_feed(self, window: str | None) -> tuple[str, dict[str, Any], bool] | None:
+        """(path, params, whether an unmarked record counts) of the stream's delete feed."""
+        stream, params = self.stream, self.params()
+        since = {"filters[updated_at]": window} if window else {}
+        if stream.deletes == Deletes.include_deleted:
+            return self.path(), params | since | {"filters[include_deleted]": "only"}, False
+        if stream.deletes == Deletes.recycle_bin and stream.recycle_bin_path:
+            path = stream.recycle_bin_path.format(
+                company_id=self.ctx.company_id, project_id=self.project_id
+            )
+            return path, params | (since if stream.delete_feed_filtered else {}), True
+        if stream.deletes == Deletes.recycle_filter:
+            return self.path(), params | since | {"filters[is_in_recycle_bin]": "true"}, True
+        if stream.deletes == Deletes.deleted_at_filter:
+            deleted = window or updated_at_filter(EARLIEST, self.ctx.window_end)
+            return self.path(), params | {"filters[deleted_at]": deleted}, True
+        return None
 
     async def complete(
         self, *, cursor: datetime | None, known_ids: list[int] | None, full_done: bool

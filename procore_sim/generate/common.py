@@ -86,6 +86,19 @@ CITIES = (
 STREETS = ("Main St", "Oak Ave", "Market St", "2nd Ave", "Harbor Blvd", "Elm St", "Pine Rd")
 TRADES = ("Concrete", "Electrical", "Plumbing", "Drywall", "HVAC", "Roofing", "Steel", "Glazing")
 LOCATIONS = ("Level 1", "Level 2", "Level 3", "Roof", "Basement", "Lobby", "Parking Deck")
+COST_CODE_NAMES = (
+    "General Conditions",
+    "Cast-in-Place Concrete",
+    "Structural Steel",
+    "Rough Carpentry",
+    "Roofing",
+    "Doors and Frames",
+    "Drywall",
+    "Plumbing",
+    "HVAC",
+    "Electrical",
+)
+SCOPES = ("Base scope", "Alternate 1", "Owner allowance", "Tenant improvement")
 
 
 def iso(moment: datetime) -> str:
@@ -112,6 +125,7 @@ class GenContext:
     vendors: list[Record] = field(default_factory=list)
     parents: list[Record] = field(default_factory=list)
     daily_log_days: int = 90
+    inactive_projects: int = 0
 
     def person(self) -> Record:
         """A random company user as a nested {id, name, login} reference (or a placeholder)."""
@@ -151,6 +165,82 @@ class GenContext:
     def money(self, low: int, high: int) -> str:
         """A money amount as Procore's decimal string."""
         return f"{self.rng.randint(low, high)}.{self.rng.randint(0, 99):02d}"
+
+    def user_ref(self) -> Record:
+        """A company user as the {id, login, name} reference most list models nest."""
+        return self.person()
+
+    def maybe(self, value: Any, share: float = 0.5) -> Any:
+        """value with probability share, else None (fields Procore leaves empty at times)."""
+        return value if self.rng.random() < share else None
+
+    def origin(self) -> tuple[str | None, str | None, str | None]:
+        """(origin_id, origin_data, origin_code): set on the records an ERP sync created."""
+        if self.rng.random() < 0.2:
+            number = self.rng.randint(10_000, 99_999)
+            return f"ERP-{number}", f'{{"erp":"sage300","key":{number}}}', f"S300-{number}"
+        return None, None, None
+
+    def location(self) -> Record:
+        """A project location as list models nest it."""
+        index = self.rng.randrange(len(LOCATIONS))
+        created, updated = self.stamps(max_age_days=600)
+        return {
+            "id": 5000 + index,
+            "name": LOCATIONS[index],
+            "node_name": LOCATIONS[index],
+            "parent_id": None if index == 0 else 5000,
+            "created_at": created,
+            "updated_at": updated,
+        }
+
+    def trade(self) -> Record:
+        """A trade as list models nest it."""
+        index = self.rng.randrange(len(TRADES))
+        return {
+            "id": 900 + index,
+            "name": TRADES[index],
+            "active": True,
+            "updated_at": iso(self.anchor - timedelta(days=400 + index)),
+        }
+
+    def cost_code_ref(self) -> Record:
+        """A cost code as the {id, name} reference list models nest."""
+        index = self.rng.randrange(len(COST_CODE_NAMES))
+        return {"id": 7_000_000 + index, "name": COST_CODE_NAMES[index]}
+
+    def custom_fields(self) -> Record:
+        """A project's custom field values, keyed custom_field_<definition id>."""
+        return {
+            "custom_field_51001": {"data_type": "string", "value": self.rng.choice(SCOPES)},
+            "custom_field_51002": {"data_type": "boolean", "value": self.rng.random() < 0.5},
+        }
+
+    def attachments(self, kind: str, count: int | None = None) -> list[Record]:
+        """File attachments: {id, url, filename, name}."""
+        how_many = self.rng.randint(0, 2) if count is None else count
+        out: list[Record] = []
+        for _ in range(how_many):
+            attachment_id = self.rng.randint(10**8, 10**9)
+            filename = f"{kind}-{attachment_id % 10_000:04d}.pdf"
+            out.append(
+                {
+                    "id": attachment_id,
+                    "url": f"https://storage.procore.invalid/{attachment_id}/{filename}",
+                    "filename": filename,
+                    "name": filename,
+                }
+            )
+        return out
+
+    def currency(self) -> Record:
+        """The currency configuration financial models nest."""
+        return {"currency_iso_code": "USD"}
+
+    def day_between(self, first: str, days: int) -> str:
+        """A YYYY-MM-DD date up to `days` days after first."""
+        start = date.fromisoformat(first)
+        return (start + timedelta(days=self.rng.randint(0, days))).isoformat()
 
 
 def anchor_for(today: date) -> datetime:

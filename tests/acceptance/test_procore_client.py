@@ -91,7 +91,7 @@ def test_injected_429_and_503_are_waited_out(
     assert len(dest.rows("rfis", cid)) == 300
 
 
-def test_disconnected_company_becomes_uninstalled_and_is_left_alone(
+def test_disconnected_company_is_disconnected_not_uninstalled_and_left_alone(
     fake: FakeProcore,
     env_for: Callable[..., dict[str, str]],
     start: Callable[[dict[str, str]], Service],
@@ -104,7 +104,8 @@ def test_disconnected_company_becomes_uninstalled_and_is_left_alone(
     assert queued.status_code == 202
     run = service.wait_run(queued.json()["run_id"])
     assert run["status"] == "failed"
-    assert service.admin.get(f"/admin/v1/installations/{cid}").json()["status"] == "uninstalled"
+    inst = service.admin.get(f"/admin/v1/installations/{cid}").json()
+    assert inst["status"] == "disconnected"  # credentials kept; probed, not uninstalled
     forbidden = [c for c in fake.api_calls(cid) if c.status == 403]
     assert len(forbidden) == 1, "403 'not connected' must not be retried"
     fake.clear_log()

@@ -35,7 +35,9 @@ ROUTES = [
 @pytest.fixture
 def sim_config() -> SimulatorConfig:
     """Two companies and one more DMSA pair the simulator accepts (a tenant's own)."""
-    return SimulatorConfig(companies=2, projects=2, records=12, seed=3, extra_clients=(TENANT,))
+    return SimulatorConfig.lenient(
+        companies=2, projects=2, records=12, seed=3, extra_clients=(TENANT,)
+    )
 
 
 def company(sim: SimulatorServer, index: int = 0) -> int:

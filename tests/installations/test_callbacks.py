@@ -78,10 +78,12 @@ class TestInstallationCreated:
         company_id = first_company(sim)
         assert service.callback(install_event(company_id, "Old Name")).status_code == 202
         first_run = service.wait_for_run(service.latest_run_id(company_id))
-        again = service.callback(install_event(company_id, "New Name", environment="sandbox"))
+        again = service.callback(
+            install_event(company_id, "New Name", environment="monthly_sandbox")
+        )
         assert again.status_code == 202
         inst = service.admin.get(f"/admin/v1/installations/{company_id}").json()
-        assert (inst["company_name"], inst["environment"]) == ("New Name", "sandbox")
+        assert (inst["company_name"], inst["environment"]) == ("New Name", "monthly_sandbox")
         runs = service.admin.get("/admin/v1/syncs", params={"company_id": company_id}).json()
         assert [run["run_id"] for run in runs] == [first_run["run_id"]]
 

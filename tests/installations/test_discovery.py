@@ -22,6 +22,12 @@ from tests.factories import make_settings
 
 
 @pytest.fixture
+def sim_config() -> SimulatorConfig:
+    """Three installed companies, so one leaving is a normal listing (not a mass drop)."""
+    return SimulatorConfig(companies=3, projects=2, records=12, seed=3)
+
+
+@pytest.fixture
 async def rt(
     sim: SimulatorServer, sim_config: SimulatorConfig, database_url: str, destination_url: str
 ) -> AsyncIterator[Runtime]:
@@ -80,19 +86,23 @@ class TestDiscovery:
         again = await discover(rt)
         assert again.installed == again.uninstalled == []
 
-    async def test_vanished_company_is_uninstalled_and_returns_when_reinstalled(
+    async def test_vanished_company_is_uninstalled_after_two_listings_and_returns(
         self, rt: Runtime, sim: SimulatorServer
     ) -> None:
-        gone, stays = sim.state.company_ids()
+        gone, stays, third = sim.state.company_ids()
         await discover(rt)
         sim.state.uninstall_company(gone)
-        result = await discover(rt)
-        assert result.uninstalled == [gone]
+        first = await discover(rt)
+        assert first.uninstalled == [] and first.held is None
+        assert (await installation(rt, gone)).status == "active"  # one absence is not enough
+        second = await discover(rt)
+        assert second.uninstalled == [gone]
         inst = await installation(rt, gone)
         assert inst.status == "uninstalled"
         assert inst.status_reason == service.REASON_LEFT_COMPANIES
         assert inst.next_run_at is None
         assert (await installation(rt, stays)).status == "active"
+        assert (await installation(rt, third)).status == "active"
         async with unit_of_work(rt.sessions) as session:
             assert await queue.active_run(session, gone) is None  # the queued sync is cancelled
         sim.state.install_company(gone)
@@ -100,23 +110,27 @@ class TestDiscovery:
         assert back.installed == [gone]
         assert (await installation(rt, gone)).status == "active"
 
-    async def test_listed_company_answering_not_connected_is_uninstalled_and_left_alone(
+    async def test_one_absence_then_listed_again_starts_counting_afresh(
         self, rt: Runtime, sim: SimulatorServer
     ) -> None:
-        company_id = sim.state.company_ids()[0]
+        flaky = sim.state.company_ids()[0]
         await discover(rt)
-        sim.state.disconnect_company(company_id)
-        result = await discover(rt)
-        assert result.uninstalled == [company_id]
-        inst = await installation(rt, company_id)
-        assert (inst.status, inst.status_reason) == ("uninstalled", service.REASON_NOT_CONNECTED)
-        before = calls_to(sim, company_id)
-        assert before > 0  # the probe that found it disconnected
-        for _ in range(2):
-            again = await discover(rt)
-            assert company_id not in again.installed
-        assert calls_to(sim, company_id) == before, "an uninstalled company was called again"
-        assert (await installation(rt, company_id)).status == "uninstalled"
+        for _ in range(3):
+            sim.state.uninstall_company(flaky)
+            await discover(rt)
+            sim.state.install_company(flaky)
+            await discover(rt)
+        inst = await installation(rt, flaky)
+        assert (inst.status, inst.absent_listings) == ("active", 0)
+
+    async def test_listed_company_is_not_probed_while_active(
+        self, rt: Runtime, sim: SimulatorServer
+    ) -> None:
+        await discover(rt)
+        sim.state.clear_request_log()
+        await discover(rt)
+        paths = {entry["path"] for entry in sim.state.request_log(path_prefix="/rest/")}
+        assert paths == {"/rest/v1.0/companies"}, "a pass is one listing, nothing else"
 
     async def test_installation_on_its_own_credentials_is_not_judged_by_the_app_list(
         self, rt: Runtime, sim: SimulatorServer

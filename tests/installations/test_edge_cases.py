@@ -11,13 +11,15 @@ class TestCallbackEdges:
         self, service: RunningService, sim: SimulatorServer
     ) -> None:
         company_id = sim.state.company_ids()[0]
-        service.install_and_sync(company_id, environment="sandbox")
+        service.install_and_sync(company_id, environment="monthly_sandbox")
         assert service.callback(callback_event("deleted", company_id)).status_code == 202
         late = service.callback(callback_event("updated", company_id, company_name="Renamed"))
         assert late.status_code == 202 and late.json()["status"] == "uninstalled"
         inst = service.admin.get(f"/admin/v1/installations/{company_id}").json()
         assert inst["status"] == "uninstalled" and inst["company_name"] == "Renamed"
-        assert inst["environment"] == "sandbox"  # not reset by an event that did not name one
+        assert (
+            inst["environment"] == "monthly_sandbox"
+        )  # not reset by an event that did not name one
         runs = service.admin.get("/admin/v1/syncs", params={"company_id": company_id}).json()
         assert len(runs) == 1
 

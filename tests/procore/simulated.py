@@ -17,8 +17,13 @@ from procore_sim.server import SimulatorServer
 CLIENT_ID = "test-client"
 CLIENT_SECRET = "s3cr3t-that-must-never-leak"
 CREDS = ProcoreCredentials(CLIENT_ID, CLIENT_SECRET)
-BASE_CONFIG = SimulatorConfig(
-    companies=2, projects=3, records=50, seed=1, client_id=CLIENT_ID, client_secret=CLIENT_SECRET
+BASE_CONFIG = SimulatorConfig.lenient(
+    companies=2,
+    projects=3,
+    records=50,
+    seed=1,
+    client_id=CLIENT_ID,
+    client_secret=CLIENT_SECRET,
 )
 
 

@@ -95,7 +95,7 @@ class TestPaginate:
                     CREDS,
                     "/rest/v1.1/projects",
                     company_id=company_id,
-                    params={"company_id": company_id},
+                    params={"company_id": company_id, "filters[by_status]": "All"},
                 )
                 for r in p.records
             ]

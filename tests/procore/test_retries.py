@@ -10,6 +10,7 @@ import pytest
 
 from app.procore import (
     AppNotConnectedError,
+    AppNotInstalledError,
     ProcoreAuthError,
     ProcoreForbiddenError,
     ProcoreNetworkError,
@@ -25,6 +26,7 @@ from tests.procore.simulated import (
     make_client,
     make_sim,
     rfis_path,
+    token_log,
 )
 
 
@@ -153,14 +155,17 @@ class TestNotRetried:
             assert "not connected" in caught.value.message
             assert len(api_log(sim)) == 1
 
-    async def test_second_401_after_a_refresh_raises(self) -> None:
-        with make_sim(token_lifetime=0) as sim:  # every token is born expired
+    async def test_401_to_a_fresh_token_means_not_installed(self) -> None:
+        with make_sim(token_lifetime=0) as sim:  # every token is refused from birth
             company_id, project_id = first_project(sim)
             client = make_client(sim)
-            with pytest.raises(ProcoreAuthError) as caught:
+            with pytest.raises(AppNotInstalledError) as caught:
                 await client.get(CREDS, rfis_path(project_id), company_id=company_id)
             assert caught.value.status == 401
-            assert [e["status"] for e in api_log(sim)] == [401, 401]
+            assert isinstance(caught.value, ProcoreAuthError | AppNotConnectedError)
+            # one 401 and no second token: a fresh token refused means "not installed"
+            assert [e["status"] for e in api_log(sim)] == [401]
+            assert len(token_log(sim)) == 1
 
 
 class TestHealthCounters:

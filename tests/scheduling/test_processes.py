@@ -32,7 +32,7 @@ needs_postgres = pytest.mark.postgres_only
 
 @pytest.fixture
 def sim_config() -> SimulatorConfig:
-    return SimulatorConfig(companies=4, projects=3, records=12, seed=5)
+    return SimulatorConfig.lenient(companies=4, projects=3, records=12, seed=5)
 
 
 class WorkerProcess:
@@ -272,8 +272,11 @@ class TestSigterm:
         )
         full = api.wait_for_run(again.json()["run_id"])
         # The run's figures add up both attempts. Restarted, it would cost the first attempt
-        # plus a whole run; resumed, it costs about one run (plus the page in flight).
-        assert full["requests"] <= run["requests"] < full["requests"] + released.stats["requests"]
+        # plus a whole run; resumed, it costs about one run (plus the page in flight). (A full
+        # refresh of a synced company also reads the delete feeds a first sync skips, so it
+        # is an upper bound of a whole first run.)
+        assert released.stats["requests"] < run["requests"]
+        assert run["requests"] < full["requests"] + released.stats["requests"]
 
 
 class TestForegroundSync:

@@ -16,8 +16,13 @@ from tests.factories import RunningService, install_event, query_rows
 @pytest.fixture
 def sim_config() -> SimulatorConfig:
     # A 6-second "hourly" window of 5 requests: longer than the client may wait in place.
-    return SimulatorConfig(
-        companies=1, projects=2, records=12, seed=3, hourly_limit=5, hourly_window_seconds=6
+    return SimulatorConfig.lenient(
+        companies=1,
+        projects=2,
+        records=12,
+        seed=3,
+        hourly_limit=5,
+        hourly_window_seconds=6,
     )
 
 
@@ -56,7 +61,9 @@ class TestSpentWindow:
 class TestDeletesAcrossAPause:
     @pytest.fixture
     def sim_config(self) -> SimulatorConfig:
-        return SimulatorConfig(companies=1, projects=2, records=12, seed=3, hourly_window_seconds=6)
+        return SimulatorConfig.lenient(
+            companies=1, projects=2, records=12, seed=3, hourly_window_seconds=6
+        )
 
     @pytest.fixture
     def service_overrides(self) -> dict[str, Any]:

@@ -55,7 +55,7 @@ class TestFuzzing:
         company_id = sim.state.company_ids()[0]
         assert service.callback(install_event(company_id)).status_code == 202
         admin_ops = operations(service, "/admin/")
-        assert len(admin_ops) == 10
+        assert len(admin_ops) == 11
 
         def check(case: schemathesis.Case) -> None:
             case.call_and_validate(

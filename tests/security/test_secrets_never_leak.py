@@ -30,8 +30,13 @@ DESTINATION_PASSWORD = "dest-pw-3f8a2c"
 
 @pytest.fixture
 def sim_config() -> SimulatorConfig:
-    return SimulatorConfig(
-        companies=2, projects=2, records=12, seed=3, extra_clients=(TENANT,), token_lifetime=3
+    return SimulatorConfig.lenient(
+        companies=2,
+        projects=2,
+        records=12,
+        seed=3,
+        extra_clients=(TENANT,),
+        token_lifetime=3,
     )
 
 

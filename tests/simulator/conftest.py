@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import httpx
@@ -11,7 +12,12 @@ import pytest
 from procore_sim import SimulatorConfig
 from procore_sim.server import SimulatorServer
 
-SMALL = SimulatorConfig(companies=2, projects=3, records=50, seed=1)
+# Rate limits raised so the suites can read fast; every other production behaviour stays on.
+SMALL = SimulatorConfig.lenient(companies=2, projects=3, records=50, seed=1)
+# Query parameters that open the production defaults up (procore-api.md section 11).
+ALL_PROJECTS = {"filters[by_status]": "All"}
+EXTENDED = {"view": "extended"}
+ALL_STATUSES = {"filters[status]": "all"}
 
 
 @pytest.fixture
@@ -92,3 +98,10 @@ def fetch_token(
 def caller(http: httpx.Client, sim: SimulatorServer) -> Caller:
     """A logged-in caller for the first company."""
     return Caller(http, sim)
+
+
+@contextmanager
+def running(config: SimulatorConfig) -> Iterator[Caller]:
+    """A logged-in caller of a simulator of its own (for tests needing another config)."""
+    with SimulatorServer(config) as server, httpx.Client(base_url=server.url, timeout=10) as http:
+        yield Caller(http, server)

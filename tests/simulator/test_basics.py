@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import httpx
 
+from procore_sim.models import PUBLISHED_MODELS
 from procore_sim.server import SimulatorServer
-from tests.simulator.conftest import Caller
+from tests.simulator.conftest import ALL_PROJECTS, Caller
 
 
 class TestToken:
@@ -44,14 +45,14 @@ class TestCompanies:
         assert response.status_code == 200
         companies = response.json()
         assert [c["id"] for c in companies] == caller.sim.state.company_ids()
-        assert set(companies[0]) == {"id", "name", "is_active", "logo_url", "my_company"}
+        assert set(companies[0]) == set(PUBLISHED_MODELS["companies"].fields)
         assert response.headers["Total"] == "2"
 
 
 class TestProjectsAndRfis:
     def test_projects_match_ground_truth(self, caller: Caller) -> None:
         cid = caller.company_id
-        served = caller.get_all("/rest/v1.1/projects", company_id=cid)
+        served = caller.get_all("/rest/v1.1/projects", company_id=cid, **ALL_PROJECTS)
         assert served == caller.sim.state.records("projects", cid)
         assert len(served) == 3
         assert all(p["id"] > 2**31 for p in served)
@@ -67,7 +68,7 @@ class TestProjectsAndRfis:
     def test_users_at_v13_company_path(self, caller: Caller) -> None:
         cid = caller.company_id
         served = caller.get_all(f"/rest/v1.3/companies/{cid}/users")
-        assert served == caller.sim.state.records("users", cid)
+        assert served == [u for u in caller.sim.state.records("users", cid) if u["is_active"]]
 
     def test_missing_company_header_is_400(self, caller: Caller, sim: SimulatorServer) -> None:
         pid = sim.state.project_ids(caller.company_id)[0]

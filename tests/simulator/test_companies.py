@@ -6,7 +6,7 @@ import httpx
 
 from procore_sim import SimulatorConfig
 from procore_sim.server import SimulatorServer
-from tests.simulator.conftest import Caller
+from tests.simulator.conftest import Caller, running
 
 NOT_CONNECTED = "App is not connected to this company"
 
@@ -95,7 +95,9 @@ class TestPermittedProjects:
         cid = caller.company_id
         hidden = caller.sim.state.project_ids(cid)[0]
         caller.sim.state.set_project_permitted(cid, hidden, False)
-        listed = caller.get_all("/rest/v1.1/projects", company_id=cid)
+        listed = caller.get_all(
+            "/rest/v1.1/projects", company_id=cid, **{"filters[by_status]": "All"}
+        )
         assert hidden not in [p["id"] for p in listed]
         assert len(listed) == 2
         assert caller.get(f"/rest/v1.0/projects/{hidden}/rfis").status_code == 403
@@ -104,3 +106,56 @@ class TestPermittedProjects:
             f"/_sim/companies/{cid}/projects/{hidden}/permitted", json={"permitted": True}
         ).raise_for_status()
         assert caller.get(f"/rest/v1.0/projects/{hidden}/rfis").status_code == 200
+
+
+class TestDisconnectThenReconnect:
+    def test_disconnected_company_stays_listed_then_works_again(self, caller: Caller) -> None:
+        cid = caller.company_id
+        path, params = "/rest/v1.1/projects", {"company_id": cid}
+        assert caller.http.post(f"/_sim/companies/{cid}/disconnect").status_code == 200
+        refused = caller.get(path, **params)
+        assert refused.status_code == 403
+        assert refused.json() == {"errors": "App is not connected to this company"}
+        listed = caller.get("/rest/v1.0/companies", company=None).json()
+        assert cid in [c["id"] for c in listed]
+        answer = caller.http.post(f"/_sim/companies/{cid}/reconnect")
+        assert answer.json() == {"company_id": cid, "status": "installed"}
+        assert caller.get(path, **params).status_code == 200
+
+
+class TestEmptyCompaniesAnswer:
+    def test_one_off_empty_answer(self, caller: Caller) -> None:
+        armed = caller.http.post("/_sim/companies/empty_once", json={})
+        assert armed.json() == {"empty_answers_pending": 1}
+        empty = caller.get("/rest/v1.0/companies", company=None)
+        assert empty.status_code == 200 and empty.json() == []
+        assert empty.headers["Total"] == "0"
+        again = caller.get("/rest/v1.0/companies", company=None).json()
+        assert [c["id"] for c in again] == caller.sim.state.company_ids()
+
+    def test_several_empty_answers(self, caller: Caller) -> None:
+        caller.http.post("/_sim/companies/empty_once", json={"times": 2})
+        answers = [caller.get("/rest/v1.0/companies", company=None).json() for _ in range(3)]
+        assert answers[0] == answers[1] == [] and answers[2]
+
+
+class TestFreeCompanies:
+    def test_none_by_default(self, caller: Caller) -> None:
+        listed = caller.get("/rest/v1.0/companies", company=None, include_free_companies="true")
+        assert len(listed.json()) == 2
+
+    def test_free_companies_need_include_free_companies(self) -> None:
+        config = SimulatorConfig.lenient(companies=2, uninstalled_companies=1, free_companies=1)
+        with running(config) as caller:
+            everyone = caller.sim.state.companies()
+            free = [c["id"] for c in everyone if c["free"]]
+            assert len(free) == 1 and free[0] == everyone[-1]["id"]
+            plain = caller.get("/rest/v1.0/companies", company=None).json()
+            assert [c["id"] for c in plain] == [c["id"] for c in everyone[:2]]
+            wide = caller.get(
+                "/rest/v1.0/companies", company=None, include_free_companies="true"
+            ).json()
+            assert [c["id"] for c in wide] == [*[c["id"] for c in everyone[:2]], free[0]]
+            # A free company is installed: its API answers.
+            response = caller.get("/rest/v1.1/projects", company=free[0], company_id=free[0])
+            assert response.status_code == 200

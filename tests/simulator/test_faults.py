@@ -7,7 +7,8 @@ import time
 import httpx
 import pytest
 
-from tests.simulator.conftest import Caller
+from procore_sim import SimulatorConfig
+from tests.simulator.conftest import Caller, running
 
 
 def timed(caller: Caller) -> tuple[httpx.Response, float]:
@@ -100,3 +101,26 @@ class TestDroppedConnections:
             except (httpx.RemoteProtocolError, httpx.ReadError):
                 dropped += 1
         assert 2 <= dropped <= 20
+
+
+class TestRequestTooLarge:
+    def test_unfiltered_big_page_is_408_filtered_or_small_is_served(self, caller: Caller) -> None:
+        pid = caller.sim.state.project_ids(caller.company_id)[0]
+        path = f"/rest/v1.0/projects/{pid}/rfis"
+        assert caller.get(path, per_page=500).status_code == 200
+        caller.http.put("/_sim/faults", json={"too_large_per_page": 100})
+        refused = caller.get(path, per_page=500)
+        assert refused.status_code == 408
+        assert "too long" in refused.json()["errors"]
+        assert caller.get(path, per_page=100).status_code == 200
+        window = {"filters[updated_at]": "2000-01-01...2100-01-01"}
+        assert caller.get(path, per_page=500, **window).status_code == 200
+        caller.http.put("/_sim/faults", json={})
+        assert caller.get(path, per_page=500).status_code == 200
+
+    def test_configured_threshold(self) -> None:
+        config = SimulatorConfig.lenient(companies=1, projects=1, too_large_per_page=50)
+        with running(config) as caller:
+            pid = caller.sim.state.project_ids(caller.company_id)[0]
+            response = caller.get(f"/rest/v1.0/projects/{pid}/rfis", per_page=51)
+            assert response.status_code == 408

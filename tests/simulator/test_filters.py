@@ -102,7 +102,7 @@ class TestUpdatedAtFilter:
 
     def test_company_streams_filter_too(self, caller: Caller) -> None:
         cid = caller.company_id
-        truth = caller.sim.state.records("vendors", cid)
+        truth = [v for v in caller.sim.state.records("vendors", cid) if v["is_active"]]
         start, end = self.middle_window(truth)
         value = f"{start:%Y-%m-%dT%H:%M:%SZ}...{end:%Y-%m-%dT%H:%M:%SZ}"
         served = caller.get_all(

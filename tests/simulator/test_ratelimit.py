@@ -113,3 +113,65 @@ class TestPerApp:
         )
         assert response.status_code == 200
         assert len(caller.http.get("/_sim/clients").json()["clients"]) == 2
+
+
+class TestProductionDefaults:
+    @pytest.fixture
+    def sim_config(self) -> SimulatorConfig:
+        return SimulatorConfig(companies=1, projects=1, records=5)
+
+    def test_documented_limits_by_default(self, caller: Caller) -> None:
+        assert (SimulatorConfig().hourly_limit, SimulatorConfig().spike_limit) == (3600, 25)
+        first = caller.get("/rest/v1.0/companies", company=None)
+        assert first.headers["X-Rate-Limit-Limit"] == "25"
+        assert first.headers["X-Rate-Limit-Remaining"] == "24"
+        statuses = [caller.get("/rest/v1.0/companies", company=None).status_code for _ in range(24)]
+        assert statuses == [200] * 24
+        refused = caller.get("/rest/v1.0/companies", company=None)
+        assert refused.status_code == 429
+        assert 1 <= int(refused.headers["Retry-After"]) <= 10
+
+    def test_headers_switch_to_the_hourly_window_near_its_end(self, caller: Caller) -> None:
+        caller.sim.state.set_limits(hourly=30, spike=25, spike_window_seconds=60)
+        for _ in range(10):
+            caller.get("/rest/v1.0/companies", company=None)
+        spike = caller.get("/rest/v1.0/companies", company=None)
+        assert (spike.headers["X-Rate-Limit-Limit"], spike.headers["X-Rate-Limit-Remaining"]) == (
+            "25",
+            "14",
+        )
+        caller.sim.state.set_limits(hourly=12, spike=25, spike_window_seconds=60)
+        for _ in range(5):
+            caller.get("/rest/v1.0/companies", company=None)
+        hourly = caller.get("/rest/v1.0/companies", company=None)
+        assert (hourly.headers["X-Rate-Limit-Limit"], hourly.headers["X-Rate-Limit-Remaining"]) == (
+            "12",
+            "6",
+        )
+
+
+class TestRollingSpikeWindow:
+    def test_a_slot_frees_when_its_request_leaves_the_window(self, caller: Caller) -> None:
+        # 5 per rolling 2 s: 3 requests, a pause, 2 more; when the first 3 leave the window,
+        # exactly 3 slots free (a fixed window would free all 5 at once).
+        caller.sim.state.set_limits(spike=5, spike_window_seconds=2)
+        path = "/rest/v1.0/companies"
+        assert [caller.get(path, company=None).status_code for _ in range(3)] == [200] * 3
+        first_done = time.monotonic()
+        time.sleep(1.0)
+        assert [caller.get(path, company=None).status_code for _ in range(2)] == [200] * 2
+        refused = caller.get(path, company=None)
+        assert refused.status_code == 429
+        assert int(refused.headers["Retry-After"]) <= 2
+        time.sleep(max(first_done + 2.1 - time.monotonic(), 0))
+        after = [caller.get(path, company=None).status_code for _ in range(4)]
+        assert after == [200, 200, 200, 429]
+
+    def test_remaining_rises_as_the_window_rolls(self, caller: Caller) -> None:
+        caller.sim.state.set_limits(spike=4, spike_window_seconds=1)
+        path = "/rest/v1.0/companies"
+        for _ in range(3):
+            caller.get(path, company=None)
+        time.sleep(1.1)
+        response = caller.get(path, company=None)
+        assert response.headers["X-Rate-Limit-Remaining"] == "3"

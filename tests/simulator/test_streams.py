@@ -9,13 +9,14 @@ from typing import Any
 import pytest
 
 from procore_sim import Simulator, SimulatorConfig
-from tests.simulator.conftest import Caller
+from tests.simulator.conftest import ALL_STATUSES, Caller
 
 ISO_Z = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
 
 # (stream, path template, scope) exactly as the product's stream table lists them.
+# Production reads: all projects, extended commitments, and inactive people from their lists.
 CATALOG = [
-    ("projects", "/rest/v1.1/projects?company_id={cid}", "company"),
+    ("projects", "/rest/v1.1/projects?company_id={cid}&filters[by_status]=All", "company"),
     ("users", "/rest/v1.3/companies/{cid}/users", "company"),
     ("vendors", "/rest/v1.0/vendors?company_id={cid}", "company"),
     ("rfis", "/rest/v1.0/projects/{pid}/rfis", "project"),
@@ -23,8 +24,16 @@ CATALOG = [
     ("observations", "/rest/v1.0/observations/items?project_id={pid}", "project"),
     ("punch_items", "/rest/v1.1/punch_items?project_id={pid}", "project"),
     ("change_events", "/rest/v1.0/change_events?project_id={pid}", "project"),
-    ("work_order_contracts", "/rest/v1.0/work_order_contracts?project_id={pid}", "project"),
-    ("purchase_order_contracts", "/rest/v1.0/purchase_order_contracts?project_id={pid}", "project"),
+    (
+        "work_order_contracts",
+        "/rest/v1.0/work_order_contracts?project_id={pid}&view=extended",
+        "project",
+    ),
+    (
+        "purchase_order_contracts",
+        "/rest/v1.0/purchase_order_contracts?project_id={pid}&view=extended",
+        "project",
+    ),
     ("prime_contracts", "/rest/v1.0/prime_contracts?project_id={pid}", "project"),
     ("budget_views", "/rest/v1.0/budget_views?project_id={pid}", "project"),
     ("cost_codes", "/rest/v1.0/cost_codes?project_id={pid}", "project"),
@@ -32,7 +41,11 @@ CATALOG = [
     ("checklists", "/rest/v1.0/projects/{pid}/checklist/lists", "project"),
     ("timesheets", "/rest/v1.0/projects/{pid}/timesheets", "project"),
 ]
-NO_TIMESTAMPS = {"budget_views", "budget_detail_rows"}
+INACTIVE_LISTS = {
+    "users": "/rest/v1.0/companies/{cid}/users/inactive",
+    "vendors": "/rest/v1.0/companies/{cid}/vendors/inactive",
+}
+NO_TIMESTAMPS = {"budget_detail_rows"}
 
 
 @pytest.fixture
@@ -50,22 +63,33 @@ class TestCatalog:
             caller.company_id = cid
             for pid in state.project_ids(cid) if scope == "project" else [None]:
                 served = caller.get_all(template.format(cid=cid, pid=pid))
+                if stream in INACTIVE_LISTS:
+                    served += caller.get_all(INACTIVE_LISTS[stream].format(cid=cid))
+                    served.sort(key=lambda r: int(r["id"]))
                 assert served == state.records(stream, cid, pid)
                 assert served, f"{stream} is empty"
 
-    def test_budget_detail_rows_are_children_of_views(self, caller: Caller) -> None:
+    def test_budget_detail_rows_repeat_line_item_ids_in_every_view(self, caller: Caller) -> None:
         state = caller.sim.state
         cid = caller.company_id
         pid = state.project_ids(cid)[0]
-        rows: list[dict[str, Any]] = []
-        for view in state.records("budget_views", cid, pid):
+        views = state.records("budget_views", cid, pid)
+        assert len(views) > 1
+        per_view: dict[int, list[dict[str, Any]]] = {}
+        for view in views:
             path = f"/rest/v1.0/budget_views/{view['id']}/detail_rows"
-            part = caller.get_all(path, project_id=pid)
-            assert part and all(r["budget_view_id"] == view["id"] for r in part)
-            rows += part
-        assert sorted(r["id"] for r in rows) == [
-            r["id"] for r in state.records("budget_detail_rows", cid, pid)
-        ]
+            per_view[view["id"]] = caller.get_all(path, project_id=pid)
+            assert per_view[view["id"]] == state.records(
+                "budget_detail_rows", cid, pid, budget_view_id=view["id"]
+            )
+        id_lists = [[r["id"] for r in rows] for rows in per_view.values()]
+        assert all(ids == id_lists[0] for ids in id_lists), "every view lists every line item"
+        assert id_lists[0][-1] is None, "the unbudgeted row has no line item id"
+        assert len({i for i in id_lists[0] if i is not None}) == len(id_lists[0]) - 1
+        rows = [row for rows in per_view.values() for row in rows]
+        assert all("budget_view_id" not in row for row in rows)
+        columns = {frozenset(rows[0]) for rows in per_view.values()}
+        assert len(columns) == len(views), "each view has its own columns"
 
     def test_unknown_budget_view_is_404(self, caller: Caller) -> None:
         pid = caller.sim.state.project_ids(caller.company_id)[0]
@@ -75,19 +99,23 @@ class TestCatalog:
     def test_alternate_paths(self, caller: Caller) -> None:
         cid = caller.company_id
         state = caller.sim.state
-        assert caller.get_all("/rest/v1.0/projects", company_id=cid) == state.records(
-            "projects", cid
+        everything = {"filters[by_status]": "All"}
+        assert caller.get_all("/rest/v1.0/projects", company_id=cid, **everything) == (
+            state.records("projects", cid)
         )
-        assert caller.get_all(f"/rest/v1.0/companies/{cid}/projects") == state.records(
-            "projects", cid
+        assert caller.get_all(f"/rest/v1.0/companies/{cid}/projects", **everything) == (
+            state.records("projects", cid)
         )
-        assert caller.get_all("/rest/v1.3/users", company_id=cid) == state.records("users", cid)
+        active_users = [u for u in state.records("users", cid) if u["is_active"]]
+        assert caller.get_all("/rest/v1.3/users", company_id=cid) == active_users
 
     def test_records_have_large_unique_ids_and_utc_timestamps(self, caller: Caller) -> None:
         state = caller.sim.state
         seen: set[int] = set()
         for cid in state.company_ids():
             for stream in state.streams():
+                if stream == "budget_detail_rows":
+                    continue  # a line item's id repeats in every budget view, by design
                 for record in state.records(stream, cid):
                     assert record["id"] not in seen
                     seen.add(record["id"])
@@ -158,7 +186,7 @@ class TestDailyLogs:
     def test_no_date_means_today_only(self, caller: Caller, logs: Any) -> None:
         path, truth = logs
         today = datetime.now(UTC).date().isoformat()
-        served = caller.get_all(path)
+        served = caller.get_all(path, **ALL_STATUSES)
         assert served and all(r["date"] == today for r in served)
         assert served == [r for r in truth if r["date"] == today]
 
@@ -175,14 +203,15 @@ class TestDailyLogs:
             (today - timedelta(days=60)).isoformat(),
             (today - timedelta(days=20)).isoformat(),
         )
-        served = caller.get_all(path, start_date=start, end_date=end)
+        served = caller.get_all(path, start_date=start, end_date=end, **ALL_STATUSES)
         assert served == [r for r in truth if start <= r["date"] <= end]
         assert served
 
     def test_log_date(self, caller: Caller, logs: Any) -> None:
         path, truth = logs
         day = truth[-1]["date"]
-        assert caller.get_all(path, log_date=day) == [r for r in truth if r["date"] == day]
+        served = caller.get_all(path, log_date=day, **ALL_STATUSES)
+        assert served == [r for r in truth if r["date"] == day]
 
     def test_bad_date_is_400(self, caller: Caller, logs: Any) -> None:
         path, _ = logs

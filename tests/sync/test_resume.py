@@ -65,7 +65,7 @@ class ServiceProcess:
 
 @pytest.fixture
 def slow_sim() -> Iterator[SimulatorServer]:
-    config = SimulatorConfig(companies=1, projects=3, records=60, seed=11)
+    config = SimulatorConfig.lenient(companies=1, projects=3, records=60, seed=11)
     with SimulatorServer(config, host="127.0.0.1", port=0) as server:
         server.state.set_faults(latency_ms=60)
         yield server

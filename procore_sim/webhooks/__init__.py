@@ -1,0 +1,1 @@
+"""The Webhooks API of the simulated Procore: hooks, triggers, resources, deliveries."""
