@@ -308,7 +308,15 @@ def measure(name: str, args: argparse.Namespace) -> dict[str, Any]:
         ]
         for worker in workers:
             worker.start()
-        time.sleep(3)
+        # Wait until the workers are up: a warm-up job went through.
+        asyncio.run(engine["enqueue"](url, job_s, 9_999_999, 1))
+        ready = time.monotonic() + 180
+        while time.monotonic() < ready:
+            if sum(1 for t in engine["timeline"](url) if t[3] is not None) > len(drained):
+                break
+            time.sleep(0.2)
+        time.sleep(1)
+        drained_ids = {t[0] for t in engine["timeline"](url)}
         for i in range(args.trickle):
             asyncio.run(engine["enqueue"](url, job_s, 10_000_000 + i, 1))
             time.sleep(0.1)
@@ -319,7 +327,7 @@ def measure(name: str, args: argparse.Namespace) -> dict[str, Any]:
         everything = engine["timeline"](url)
     finally:
         drop_postgres_database(url)
-    first_ids = {t[0] for t in drained}
+    first_ids = drained_ids
     backlog = [t for t in drained if t[2] is not None and t[3] is not None]
     starts = [utc(t[2]) for t in backlog]  # type: ignore[arg-type]
     ends = [utc(t[3]) for t in backlog]  # type: ignore[arg-type]
