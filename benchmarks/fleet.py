@@ -260,7 +260,8 @@ def main() -> None:
             print(
                 f"fleet: {len(companies):,} installations installed in {installed:.0f} s; "
                 f"{args.workers} workers x {args.concurrency} runs + 1 API process; "
-                f"lease {args.lease} s; work in {work}"
+                f"lease {args.lease} s; work in {work}",
+                flush=True,
             )
             env = {k: v for k, v in os.environ.items() if not k.startswith("CONNECTOR_")}
             env.update(
@@ -298,6 +299,9 @@ def main() -> None:
                 if not kill and done >= args.kill_at * total:
                     kill = follow_kill(fleet, service_db, 0, owners[0], args.foreign)
                 if done >= total:
+                    break
+                if all(w.poll() is not None for w in fleet.workers):
+                    print("every worker process exited: see their logs", flush=True)
                     break
                 time.sleep(0.5)
             runs = read_runs(service_db)

@@ -76,8 +76,12 @@ async def bare_listing(
         requests = 1
         projects = (
             await http.get(
-                "/rest/v1.0/projects",
-                params={"company_id": company["id"], "per_page": per_page},
+                "/rest/v1.1/projects",  # what the connector lists: every project, any status
+                params={
+                    "company_id": company["id"],
+                    "per_page": per_page,
+                    "filters[by_status]": "All",
+                },
                 headers=headers,
             )
         ).json()
