@@ -9,7 +9,7 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import SQLAlchemyError  # light; app.cli_operator needs it too
 
 from app.cli_operator import installations_cli, runs_cli, secrets_cli
 from app.cli_support import CONTEXT_SETTINGS, database_problem, fail, settings_or_exit

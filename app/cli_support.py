@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import typer
 
-from app.config import Settings, SettingsError, load_settings
+if TYPE_CHECKING:
+    from app.config import Settings
 
 # `-h` works wherever `--help` does (inherited by every sub-command).
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"]}
@@ -20,6 +21,8 @@ def fail(message: str, code: int = 2) -> NoReturn:
 
 def settings_or_exit(**overrides: object) -> Settings:
     """Loads settings, turning a bad value into one line that names the variable."""
+    from app.config import SettingsError, load_settings  # not at import: `--help` stays light
+
     try:
         return load_settings(**overrides)
     except SettingsError as exc:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -18,6 +16,7 @@ from app.credentials.crypto import Keyring
 from app.credentials.setup import build_keyring
 from app.procore import HealthCounters, ProcoreClient, make_http_client
 from app.procore.metrics import MeteredHealthCounters, token_request_hook
+from app.runs.owners import WorkerIdentity
 
 log = get_logger(__name__)
 
@@ -33,11 +32,16 @@ class Runtime:
     http: httpx.AsyncClient
     procore: ProcoreClient
     health: HealthCounters
-    worker_id: str = field(default_factory=lambda: f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}")
+    identity: WorkerIdentity = field(default_factory=WorkerIdentity.create)
     wake_event: asyncio.Event = field(default_factory=asyncio.Event)
     last_tick_at: float | None = None
     scheduler_expected: bool = False
     local_runs: dict[str, tuple[int, Callable[[], None]]] = field(default_factory=dict)
+
+    @property
+    def worker_id(self) -> str:
+        """This process's lease owner, `host/scope/pid/nonce` (app/runs/owners.py)."""
+        return str(self.identity)
 
     def register_local_run(self, run_id: str, company_id: int, cancel: Callable[[], None]) -> None:
         """Lets a cancel in this process reach a run it executes at once (not at a heartbeat)."""

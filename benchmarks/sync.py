@@ -29,7 +29,7 @@ from app.core.migrations import upgrade_to_head
 from app.core.settings import Settings
 from app.credentials.crypto import generate_key
 from app.installations import service
-from app.runs import queue
+from app.runs import leases, queue
 from app.runtime import Runtime, build_runtime
 from app.scheduling.worker import Worker
 from procore_sim import SimulatorConfig
@@ -44,7 +44,7 @@ async def one_run(rt: Runtime, company_id: int, *, full: bool) -> tuple[float, d
     async with unit_of_work(rt.sessions) as session:
         run, _ = await queue.enqueue(session, company_id, trigger="benchmark", full_refresh=full)
     async with unit_of_work(rt.sessions) as session:
-        claimed = await queue.claim(session, rt.worker_id, 600, run_id=run.id)
+        claimed = await leases.claim(session, rt.worker_id, 600, run_id=run.id)
     assert claimed is not None
     started = time.perf_counter()
     active = Worker(rt, concurrency=1).start(claimed.run)

@@ -18,6 +18,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from app.destinations.base import QuarantinedRecord
 from app.destinations.records import DestinationRecord
 
@@ -57,8 +59,53 @@ def _scalar_problem(value: Any, limits: StorageLimits) -> str | None:
     return None
 
 
+_PLAIN = frozenset({str, int, bool, type(None)})
+
+
+def _surely_fine(data: Any, limits: StorageLimits) -> bool:
+    """A fast proof that `data` has no problem (False means: walk it to find out).
+
+    orjson refuses lone surrogates (in strings and keys) and integers beyond 64 bits, escapes
+    U+0000 as `\\u0000`, and has no bracket it does not write; fewer brackets than
+    MAX_NESTING bounds the depth. The only thing left to look for is a non-finite float,
+    which orjson would write as null: one pass over the values, by exact type.
+    """
+    try:
+        text = orjson.dumps(data)
+    except orjson.JSONEncodeError:
+        return False
+    if not limits.nul_in_strings and b"\\u0000" in text:
+        return False
+    if text.count(b"{") + text.count(b"[") > MAX_NESTING:
+        return False
+    stack = [data]
+    while stack:
+        item = stack.pop()
+        kind = type(item)
+        if kind is dict:
+            values: Iterable[Any] = item.values()
+        elif kind is list:
+            values = item
+        elif kind is float:
+            if not math.isfinite(item):
+                return False
+            continue
+        elif kind in _PLAIN:
+            continue
+        else:
+            return False  # a subclass or another type: let the full walk judge it
+        for value in values:
+            kind = type(value)
+            if kind in _PLAIN:
+                continue
+            stack.append(value)
+    return True
+
+
 def data_problem(data: Any, limits: StorageLimits) -> str | None:
     """Returns why the record's data cannot be stored faithfully, or None."""
+    if _surely_fine(data, limits):
+        return None
     stack: list[tuple[Any, int]] = [(data, 1)]
     while stack:
         item, depth = stack.pop()

@@ -65,6 +65,13 @@ def _query_items(params: Params | None) -> list[tuple[str, str | int | float | b
     return items
 
 
+def _retrieve(task: asyncio.Task[Page]) -> None:
+    """Marks a prefetch's failure as seen: it is raised to the caller when it asks for the page,
+    or dropped with the listing it belonged to (no "exception never retrieved" warning)."""
+    if not task.cancelled():
+        task.exception()
+
+
 @dataclass
 class _Call:
     """One logical GET and what its attempts share."""
@@ -174,26 +181,45 @@ class ProcoreClient:
         is the client's, capped by ``max_per_page`` (an endpoint's documented maximum), unless
         ``per_page`` is given (a resumed listing keeps the size it started with). A 408 ("the
         request took too long") is read again at the same position with half the page size.
-        Only one page is held at a time, so memory stays flat whatever the size of the listing.
+
+        While the caller works on one page the next one is already being fetched (prefetch), so
+        at most two pages are held at a time and memory stays flat whatever the size of the
+        listing. A failure of the prefetched page is raised when the caller asks for that page,
+        never earlier; a caller that stops early leaves at most one request made for nothing.
         """
         base = [(k, v) for k, v in _query_items(params) if k not in ("page", "per_page")]
+
+        async def read(page: int, size: int) -> Page:
+            while True:
+                query = [*base, ("page", str(page)), ("per_page", str(size))]
+                try:
+                    return await self._fetch_page(creds, path, company_id, query, stats, page, size)
+                except ProcoreBadRequestError as exc:
+                    smaller = (
+                        smaller_page(page, size, floor=MIN_PER_PAGE) if exc.status == 408 else None
+                    )
+                    if smaller is None:
+                        raise
+                    log.warning(
+                        "procore answered 408: smaller pages", path=path, per_page=smaller[1]
+                    )
+                    page, size = smaller
+
         size = per_page or min(self.per_page, max_per_page or self.per_page)
-        page: int | None = max(1, start_page)
-        while page is not None:
-            query = [*base, ("page", str(page)), ("per_page", str(size))]
-            try:
-                page_obj = await self._fetch_page(creds, path, company_id, query, stats, page, size)
-            except ProcoreBadRequestError as exc:
-                smaller = (
-                    smaller_page(page, size, floor=MIN_PER_PAGE) if exc.status == 408 else None
-                )
-                if smaller is None:
-                    raise
-                log.warning("procore answered 408: smaller pages", path=path, per_page=smaller[1])
-                page, size = smaller
-                continue
-            yield page_obj
-            page = page_obj.next_page
+        current = await read(max(1, start_page), size)
+        ahead: asyncio.Task[Page] | None = None
+        try:
+            while True:
+                if current.next_page is not None:
+                    ahead = asyncio.create_task(read(current.next_page, current.per_page or size))
+                    ahead.add_done_callback(_retrieve)
+                yield current
+                if ahead is None:
+                    return
+                current, ahead = await ahead, None
+        finally:
+            if ahead is not None and not ahead.done():
+                ahead.cancel()
 
     async def _fetch_page(
         self,

@@ -1,14 +1,16 @@
-"""The run queue in the database: enqueue, claim with a lease, heartbeat, finish, cancel."""
+"""The run queue in the database: enqueue, finish, cancel, and the run history.
+
+Claims, heartbeats and hand-backs are in app/runs/leases.py.
+"""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
-from enum import StrEnum
-from typing import Any, NamedTuple
+from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import case, func, or_, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -18,7 +20,6 @@ from app.runs.models import ACTIVE_STATUSES, RunStatus, SyncRun
 from app.runs.progress import RunProgress
 from app.runs.targets import RunTargets
 
-CLAIM_CANDIDATES = 10
 # The trigger of runs queued for webhook events.
 WEBHOOK_TRIGGER = "webhook"
 
@@ -177,99 +178,6 @@ async def longest_wait_seconds(session: AsyncSession) -> float:
     return max(0.0, (utcnow() - oldest).total_seconds())
 
 
-def _claimable(now: datetime) -> Any:
-    return or_(
-        (SyncRun.status == RunStatus.queued)
-        & (SyncRun.not_before.is_(None) | (SyncRun.not_before <= now)),
-        (SyncRun.status == RunStatus.running) & (SyncRun.lease_expires_at < now),
-    )
-
-
-class Claimed(NamedTuple):
-    """A run this worker now holds, and whether it was taken over from a worker that died."""
-
-    run: SyncRun
-    recovered: bool
-
-
-async def claim(
-    session: AsyncSession,
-    owner: str,
-    lease_seconds: int,
-    *,
-    exclude: Sequence[int] = (),
-    run_id: str | None = None,
-) -> Claimed | None:
-    """Atomically takes the next claimable run (or `run_id`): queued, or with an expired lease.
-
-    Order: fewest attempts first (a run that keeps killing its worker cannot starve the
-    others), then oldest queue time (a run that yielded its slot went to the back).
-    """
-    now = utcnow()
-    candidates = (
-        select(SyncRun.id, SyncRun.status)
-        .where(_claimable(now), SyncRun.cancel_requested.is_(False))
-        # Runs webhook events asked for are small and someone waits for them: they go first.
-        .order_by(
-            SyncRun.attempts,
-            case((SyncRun.trigger == WEBHOOK_TRIGGER, 0), else_=1),
-            SyncRun.queued_at,
-            SyncRun.id,
-        )
-        .limit(CLAIM_CANDIDATES)
-    )
-    if exclude:
-        candidates = candidates.where(SyncRun.company_id.not_in(list(exclude)))
-    if run_id is not None:
-        candidates = candidates.where(SyncRun.id == run_id)
-    for candidate, status in list(await session.execute(candidates)):
-        # Compare-and-set: only one claimer's UPDATE matches, on SQLite and PostgreSQL alike
-        # (PostgreSQL re-checks the WHERE clause on the row version a concurrent claimer left).
-        result = await session.execute(
-            update(SyncRun)
-            .where(SyncRun.id == candidate, _claimable(now), SyncRun.cancel_requested.is_(False))
-            .values(
-                status=RunStatus.running,
-                lease_owner=owner,
-                lease_expires_at=now + timedelta(seconds=lease_seconds),
-                heartbeat_at=now,
-                started_at=func.coalesce(SyncRun.started_at, now),
-                attempts=SyncRun.attempts + 1,
-            )
-            .execution_options(synchronize_session=False)
-        )
-        if result.rowcount == 1:  # type: ignore[attr-defined]
-            run = await session.get(SyncRun, candidate, populate_existing=True)
-            assert run is not None
-            return Claimed(run, recovered=status == RunStatus.running)
-    return None
-
-
-class Lease(StrEnum):
-    """What a heartbeat found."""
-
-    held = "held"  # lease extended, keep going
-    cancel = "cancel"  # lease extended, but a cancel was asked for
-    lost = "lost"  # another worker owns the run now, or it ended: stop without writing
-
-
-async def heartbeat(session: AsyncSession, run_id: str, owner: str, lease_seconds: int) -> Lease:
-    """Extends a lease; tells whether it is still held and whether a cancel was asked for."""
-    now = utcnow()
-    result = await session.execute(
-        update(SyncRun)
-        .where(
-            SyncRun.id == run_id, SyncRun.lease_owner == owner, SyncRun.status == RunStatus.running
-        )
-        .values(heartbeat_at=now, lease_expires_at=now + timedelta(seconds=lease_seconds))
-        .execution_options(synchronize_session=False)
-    )
-    if result.rowcount != 1:  # type: ignore[attr-defined]
-        return Lease.lost
-    cancel = await session.scalar(select(SyncRun.cancel_requested).where(SyncRun.id == run_id))
-    return Lease.cancel if cancel else Lease.held
-
-
 async def finish(
     session: AsyncSession,
     run_id: str,
@@ -342,79 +250,3 @@ async def cancel_for_company(session: AsyncSession, company_id: int, reason: str
     run = await active_run(session, company_id)
     if run is not None:
         await _cancel_row(session, run.id, reason)
-
-
-async def release(
-    session: AsyncSession,
-    run_id: str,
-    owner: str,
-    *,
-    to_back: bool = False,
-    not_before: datetime | None = None,
-) -> bool:
-    """Gives a running run back to the queue; the next claimer resumes it from its checkpoints.
-
-    A clean hand-over (shutdown, taking turns) does not count as an attempt. `to_back`
-    re-queues it behind the runs waiting now, so a long run takes turns with the others.
-    Returns False when the lease is gone or a cancel was asked for (the caller ends the run).
-    """
-    values: dict[str, Any] = {
-        "status": RunStatus.queued,
-        "lease_owner": None,
-        "lease_expires_at": None,
-        "attempts": SyncRun.attempts - 1,
-        "not_before": not_before,
-    }
-    if to_back:
-        values["queued_at"] = utcnow()
-    result = await session.execute(
-        update(SyncRun)
-        .where(
-            SyncRun.id == run_id,
-            SyncRun.lease_owner == owner,
-            SyncRun.status == RunStatus.running,
-            SyncRun.cancel_requested.is_(False),
-        )
-        .values(**values)
-        .execution_options(synchronize_session=False)
-    )
-    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
-
-
-async def reap(session: AsyncSession, max_attempts: int) -> int:
-    """Ends runs whose worker died that must not be resumed: cancel asked, or too many attempts.
-
-    Returns how many runs were ended. Everything else with an expired lease is claimable.
-    """
-    now = utcnow()
-    expired = (SyncRun.status == RunStatus.running) & (SyncRun.lease_expires_at < now)
-    cancelled = await session.execute(
-        update(SyncRun)
-        .where(expired, SyncRun.cancel_requested.is_(True))
-        .values(
-            status=RunStatus.cancelled,
-            error="cancelled; checkpoints kept",
-            finished_at=now,
-            lease_expires_at=None,
-        )
-        .execution_options(synchronize_session=False)
-    )
-    # A queued run whose cancel raced with its hand-back to the queue.
-    handed_back = await session.execute(
-        update(SyncRun)
-        .where(SyncRun.status == RunStatus.queued, SyncRun.cancel_requested.is_(True))
-        .values(status=RunStatus.cancelled, error="cancelled; checkpoints kept", finished_at=now)
-        .execution_options(synchronize_session=False)
-    )
-    failed = await session.execute(
-        update(SyncRun)
-        .where(expired, SyncRun.attempts >= max_attempts)
-        .values(
-            status=RunStatus.failed,
-            error=f"abandoned after {max_attempts} attempts whose worker stopped heartbeating",
-            finished_at=now,
-            lease_expires_at=None,
-        )
-        .execution_options(synchronize_session=False)
-    )
-    return int(cancelled.rowcount + handed_back.rowcount + failed.rowcount)  # type: ignore[attr-defined]

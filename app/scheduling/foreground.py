@@ -15,7 +15,7 @@ from app.core.database import unit_of_work
 from app.core.errors import Conflict
 from app.core.settings import Settings
 from app.installations import service
-from app.runs import queue
+from app.runs import leases, queue
 from app.runs.models import RunStatus
 from app.runs.schemas import SyncRunView
 from app.runtime import Runtime, build_runtime
@@ -90,7 +90,9 @@ async def _claim_and_start(rt: Runtime, company_id: int, *, full_refresh: bool) 
         service.ensure_syncable(inst)
         run, _ = await queue.enqueue(session, company_id, trigger="cli", full_refresh=full_refresh)
     async with unit_of_work(rt.sessions) as session:
-        claimed = await queue.claim(session, rt.worker_id, rt.settings.lease_seconds, run_id=run.id)
+        claimed = await leases.claim(
+            session, rt.worker_id, rt.settings.lease_seconds, run_id=run.id
+        )
     if claimed is None:
         raise Conflict(f"run {run.id} was taken by a running service; follow it in the admin API")
     return Worker(rt, concurrency=1).start(claimed.run)

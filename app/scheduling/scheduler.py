@@ -18,7 +18,7 @@ from app.core.logging import get_logger
 from app.core.metrics import SCHEDULER_TICK
 from app.installations import discovery, due
 from app.installations import service as installations
-from app.runs import queue
+from app.runs import leases, queue
 from app.runs.retention import RetentionPolicy, apply_retention
 from app.runtime import Runtime
 from app.scheduling import events
@@ -139,7 +139,7 @@ class Scheduler:
         started = time.perf_counter()
         try:
             async with unit_of_work(self.rt.sessions) as session:
-                reaped = await queue.reap(session, self.rt.settings.max_run_attempts)
+                reaped = await leases.reap(session, self.rt.settings.max_run_attempts)
             if reaped:
                 log.warning("ended runs abandoned by their workers", runs=reaped)
             for _ in range(MAX_BATCHES_PER_TICK):

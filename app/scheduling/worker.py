@@ -32,9 +32,9 @@ from app.procore import (
     ProcoreError,
     ProcoreRateLimitError,
 )
-from app.runs import queue
+from app.runs import leases, queue
+from app.runs.leases import Lease
 from app.runs.models import RunStatus, SyncRun
-from app.runs.queue import Lease
 from app.runtime import Runtime
 from app.scheduling.runspec import FatalRunError, build_spec, make_context
 from app.sync import engine
@@ -83,6 +83,9 @@ class Worker:
         self.concurrency = concurrency or rt.settings.worker_concurrency
         self.running: dict[str, ActiveRun] = {}
         self._closing = False
+        self._next_liveness_check = 0.0
+        # SQLite: a lock file the kernel frees when this process dies (app/runs/owners.py).
+        rt.identity.hold_lock(rt.settings.database_url)
 
     @property
     def busy_companies(self) -> list[int]:
@@ -91,10 +94,11 @@ class Worker:
 
     async def poll(self) -> int:
         """Claims and starts as many runs as there are free slots; returns how many started."""
+        await self._resume_from_dead_holders()
         started = 0
         while not self._closing and len(self.running) < self.concurrency:
             async with unit_of_work(self.rt.sessions) as session:
-                claimed = await queue.claim(
+                claimed = await leases.claim(
                     session,
                     self.rt.worker_id,
                     self.rt.settings.lease_seconds,
@@ -113,6 +117,31 @@ class Worker:
             self.start(claimed.run)
             started += 1
         return started
+
+    async def _resume_from_dead_holders(self) -> None:
+        """Makes the runs of a crashed process on this host claimable now (at start-up, then at
+        most once per heartbeat interval), instead of waiting for their leases to expire."""
+        settings, identity = self.rt.settings, self.rt.identity
+        first = self._next_liveness_check == 0.0
+        if self._closing or time.monotonic() < self._next_liveness_check:
+            return
+        interval = min(settings.heartbeat_seconds, settings.lease_seconds / 3)
+        self._next_liveness_check = time.monotonic() + interval
+        try:
+            async with unit_of_work(self.rt.sessions) as session:
+                ended = await leases.end_dead_leases(session, identity.is_dead)
+        except Exception as exc:  # the claim below still works; leases expire anyway
+            log.warning("could not check for dead lease holders", error=str(exc)[:200])
+            return
+        for run_id, owner in ended:
+            log.warning(
+                "the process holding a run died; resuming it without waiting for its lease",
+                run_id=run_id,
+                previous_owner=owner,
+            )
+            identity.forget(owner)
+        if first:
+            identity.prune()
 
     def start(self, run: SyncRun) -> ActiveRun:
         """Starts executing a run this worker has claimed."""
@@ -290,7 +319,7 @@ class Worker:
             await asyncio.sleep(interval)
             try:
                 async with unit_of_work(self.rt.sessions) as session:
-                    lease = await queue.heartbeat(
+                    lease = await leases.heartbeat(
                         session, active.run.id, self.rt.worker_id, settings.lease_seconds
                     )
                     if lease != Lease.lost and active.ctx is not None:
@@ -331,7 +360,7 @@ class Worker:
         async with unit_of_work(self.rt.sessions) as session:
             if active.ctx is not None:
                 await queue.save_progress(session, active.run.id, active.ctx.snapshot())
-            released = await queue.release(
+            released = await leases.release(
                 session, active.run.id, self.rt.worker_id, to_back=to_back, not_before=not_before
             )
         if released:

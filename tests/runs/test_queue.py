@@ -11,9 +11,9 @@ from sqlalchemy import update
 from app.core.database import unit_of_work, utcnow
 from app.core.errors import Conflict
 from app.installations.models import Installation
-from app.runs import queue
+from app.runs import leases, queue
+from app.runs.leases import Lease
 from app.runs.models import RunStatus, SyncRun
-from app.runs.queue import Lease
 from app.runtime import Runtime
 from app.scheduling.scheduler import enqueue_due
 
@@ -56,9 +56,9 @@ async def load(rt: Runtime, run_id: str) -> SyncRun:
         return await queue.get(session, run_id)
 
 
-async def claim(rt: Runtime, owner: str, **kwargs: object) -> queue.Claimed | None:
+async def claim(rt: Runtime, owner: str, **kwargs: object) -> leases.Claimed | None:
     async with unit_of_work(rt.sessions) as session:
-        return await queue.claim(session, owner, 30, **kwargs)  # type: ignore[arg-type]
+        return await leases.claim(session, owner, 30, **kwargs)  # type: ignore[arg-type]
 
 
 async def expire_lease(rt: Runtime, run_id: str) -> None:
@@ -107,6 +107,20 @@ class TestClaim:
         order = [(await claim(rt, "w")).run.id for _ in range(3)]  # type: ignore[union-attr]
         assert order == [older, newer, crashy]
 
+    async def test_a_run_whose_worker_crashed_once_resumes_ahead_of_the_backlog(
+        self, rt: Runtime
+    ) -> None:
+        now = utcnow()
+        fresh = await make_run(rt, 1, queued_at=now - timedelta(minutes=1))
+        orphan = await make_run(rt, 2, queued_at=now - timedelta(hours=1))
+        async with unit_of_work(rt.sessions) as session:
+            held = await leases.claim(session, "crashed", 30, run_id=orphan)
+        assert held is not None
+        await expire_lease(rt, orphan)
+        first, second = await claim(rt, "w"), await claim(rt, "w")
+        assert first is not None and first.run.id == orphan and first.recovered
+        assert second is not None and second.run.id == fresh
+
     async def test_an_expired_lease_is_taken_over_and_the_old_owner_fenced(
         self, rt: Runtime
     ) -> None:
@@ -118,11 +132,11 @@ class TestClaim:
         second = await claim(rt, "alive")
         assert second is not None and second.recovered and second.run.attempts == 2
         async with unit_of_work(rt.sessions) as session:
-            assert await queue.heartbeat(session, run_id, "dead", 30) == Lease.lost
+            assert await leases.heartbeat(session, run_id, "dead", 30) == Lease.lost
             assert not await queue.finish(
                 session, run_id, "dead", status=RunStatus.failed, error="x", progress=None
             )
-            assert await queue.heartbeat(session, run_id, "alive", 30) == Lease.held
+            assert await leases.heartbeat(session, run_id, "alive", 30) == Lease.held
         assert (await load(rt, run_id)).status == RunStatus.running
 
 
@@ -141,8 +155,8 @@ class TestCancel:
             run = await queue.cancel(session, run_id)
             assert run.status == RunStatus.running and run.cancel_requested
         async with unit_of_work(rt.sessions) as session:
-            assert await queue.heartbeat(session, run_id, "w", 30) == Lease.cancel
-            assert not await queue.release(session, run_id, "w")  # cancelled runs stay put
+            assert await leases.heartbeat(session, run_id, "w", 30) == Lease.cancel
+            assert not await leases.release(session, run_id, "w")  # cancelled runs stay put
 
     async def test_a_cancel_racing_a_hand_back_never_strands_the_company(self, rt: Runtime) -> None:
         # The state an unconditional cancel used to leave: queued, with a cancel nobody hears.
@@ -154,7 +168,7 @@ class TestCancel:
         assert (await load(rt, stranded)).status == RunStatus.cancelled
         other = await make_run(rt, 2, cancel_requested=True)
         async with unit_of_work(rt.sessions) as session:
-            assert await queue.reap(session, max_attempts=5) == 1
+            assert await leases.reap(session, max_attempts=5) == 1
         assert (await load(rt, other)).status == RunStatus.cancelled
 
     async def test_an_ended_run_cannot_be_cancelled(self, rt: Runtime) -> None:
@@ -171,7 +185,7 @@ class TestReleaseAndReap:
         await claim(rt, "w", run_id=run_id)
         before = (await load(rt, run_id)).queued_at
         async with unit_of_work(rt.sessions) as session:
-            assert await queue.release(session, run_id, "w", to_back=True)
+            assert await leases.release(session, run_id, "w", to_back=True)
         run = await load(rt, run_id)
         assert (run.status, run.attempts, run.lease_owner) == (RunStatus.queued, 0, None)
         assert run.started_at is not None and run.queued_at > before
@@ -187,7 +201,7 @@ class TestReleaseAndReap:
             await expire_lease(rt, run_id)
         async with unit_of_work(rt.sessions) as session:
             await queue.cancel(session, cancelled)
-            assert await queue.reap(session, max_attempts=5) == 2
+            assert await leases.reap(session, max_attempts=5) == 2
         assert (await load(rt, cancelled)).status == RunStatus.cancelled
         assert (await load(rt, poison)).status == RunStatus.failed
         assert (await load(rt, resumable)).status == RunStatus.running

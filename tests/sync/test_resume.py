@@ -152,8 +152,9 @@ class TestResumeAfterKill:
             if e["path"].endswith("/rfis") and e["status"] == 200
         )
         refetched = [key for key, count in pages.items() if count > 1]
-        # Only the page in flight when the process died may be read twice.
-        assert len(refetched) <= 1, refetched
+        # Only the pages in flight when the process died may be read twice: the one being
+        # written and the next one, fetched meanwhile (prefetch).
+        assert len(refetched) <= 2, refetched
 
 
 @pytest.mark.postgres_only

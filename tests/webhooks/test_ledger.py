@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from app.core.database import unit_of_work
-from app.runs import queue
+from app.runs import leases, queue
 from app.runs.models import RunStatus, SyncRun
 from app.runs.progress import RunProgress, TargetOutcome
 from app.runs.queue import RunAlreadyActive
@@ -58,7 +58,7 @@ class TestFolding:
         async with unit_of_work(rt.sessions) as session:
             await queue.enqueue(session, COMPANY, trigger="schedule")
         async with unit_of_work(rt.sessions) as session:
-            assert await queue.claim(session, "worker-1", 60) is not None
+            assert await leases.claim(session, "worker-1", 60) is not None
         with pytest.raises(RunAlreadyActive):
             async with unit_of_work(rt.sessions) as session:
                 await queue.enqueue(session, COMPANY, trigger="webhook", targets=rfis(1, 5))
@@ -70,7 +70,7 @@ class TestFolding:
             seen = await reader.get(SyncRun, run.id)
             assert seen is not None and seen.status == RunStatus.queued
             async with unit_of_work(rt.sessions) as session:  # a worker takes it meanwhile
-                assert await queue.claim(session, "worker-1", 60) is not None
+                assert await leases.claim(session, "worker-1", 60) is not None
             with pytest.raises(RunAlreadyActive):
                 await queue._fold(
                     reader, seen, trigger="webhook", full_refresh=False, targets=rfis(1, 6)
@@ -85,7 +85,7 @@ class TestFolding:
             await queue.enqueue(session, 1, trigger="schedule")
             hooked, _ = await queue.enqueue(session, 2, trigger="webhook", targets=rfis(1, 5))
         async with unit_of_work(rt.sessions) as session:
-            claimed = await queue.claim(session, "worker-1", 60)
+            claimed = await leases.claim(session, "worker-1", 60)
         assert claimed is not None and claimed.run.id == hooked.id
 
 
