@@ -14,8 +14,13 @@ from sqlalchemy.exc import ArgumentError
 
 from app.destinations.base import InvalidDestinationURL
 from app.destinations.policy import DestinationPolicy, parse_ip
+from app.destinations.warehouse.targets import (
+    WarehouseTarget,
+    check_warehouse_policy,
+    parse_warehouse_url,
+)
 
-SUPPORTED = "use sqlite:///, postgresql://, file:/// or https://"
+SUPPORTED = "use sqlite:///, postgresql://, file:///, https://, s3:// or dlt+<warehouse>://"
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 MAX_URL_LENGTH = 4096
 MAX_PREFIX_LENGTH = 30
@@ -97,7 +102,7 @@ class HTTPTarget:
     port: int = 443
 
 
-Target = SQLTarget | FileTarget | HTTPTarget
+Target = SQLTarget | FileTarget | HTTPTarget | WarehouseTarget
 
 
 def _fail(message: str) -> InvalidDestinationURL:
@@ -264,6 +269,8 @@ def parse_destination_url(url: str) -> Target:
     scheme = scheme_text.lower()
     text = scheme + text[len(scheme_text) :]
     backend = scheme.partition("+")[0]
+    if backend == "dlt":
+        return parse_warehouse_url(text)
     if backend in ("sqlite", "postgresql", "postgres"):
         return _parse_sql(text, backend)
     if scheme == "file":
@@ -282,6 +289,8 @@ def check_policy(target: Target, policy: DestinationPolicy) -> None:
             policy.check_host_text(target.url.host)
     elif isinstance(target, FileTarget):
         policy.confine(target.directory, "directory")
+    elif isinstance(target, WarehouseTarget):
+        check_warehouse_policy(target, policy)
     else:
         policy.check_host_text(target.host)
 
