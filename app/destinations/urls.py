@@ -15,8 +15,11 @@ from sqlalchemy.exc import ArgumentError
 from app.destinations.base import InvalidDestinationURL
 from app.destinations.policy import DestinationPolicy, parse_ip
 from app.destinations.warehouse.targets import (
+    ObjectStoreTarget,
     WarehouseTarget,
+    check_objectstore_policy,
     check_warehouse_policy,
+    parse_objectstore_url,
     parse_warehouse_url,
 )
 
@@ -102,7 +105,7 @@ class HTTPTarget:
     port: int = 443
 
 
-Target = SQLTarget | FileTarget | HTTPTarget | WarehouseTarget
+Target = SQLTarget | FileTarget | HTTPTarget | WarehouseTarget | ObjectStoreTarget
 
 
 def _fail(message: str) -> InvalidDestinationURL:
@@ -271,6 +274,8 @@ def parse_destination_url(url: str) -> Target:
     backend = scheme.partition("+")[0]
     if backend == "dlt":
         return parse_warehouse_url(text)
+    if scheme == "s3":
+        return parse_objectstore_url(text)
     if backend in ("sqlite", "postgresql", "postgres"):
         return _parse_sql(text, backend)
     if scheme == "file":
@@ -291,6 +296,8 @@ def check_policy(target: Target, policy: DestinationPolicy) -> None:
         policy.confine(target.directory, "directory")
     elif isinstance(target, WarehouseTarget):
         check_warehouse_policy(target, policy)
+    elif isinstance(target, ObjectStoreTarget):
+        check_objectstore_policy(target, policy)
     else:
         policy.check_host_text(target.host)
 

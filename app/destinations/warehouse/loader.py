@@ -23,12 +23,12 @@ from app.core.logging import scrub_text
 from app.destinations.base import DestinationError
 from app.destinations.records import DestinationRecord, unique_last
 from app.destinations.screening import quarantine_text
+from app.destinations.warehouse import statements
 from app.destinations.warehouse.shaping import ShapedTable, key_columns, shape_stream
 from app.destinations.warehouse.targets import WarehouseTarget
 
 PIPELINE_NAME = "procore_connector"
 QUARANTINE_TABLE = "connector_quarantine"
-CHUNK = 500
 _NOT_NULL = frozenset({"company_id", "id", "synced_at", "_position"})
 
 
@@ -53,10 +53,6 @@ def _arrow_types(pa: Any) -> dict[str, Any]:
         "timestamp": pa.timestamp("us", tz="UTC"),
         "date": pa.date32(),
     }
-
-
-def _chunks(items: Sequence[Any], size: int = CHUNK) -> list[Sequence[Any]]:
-    return [items[start : start + size] for start in range(0, len(items), size)]
 
 
 class WarehouseLoader:
@@ -89,11 +85,15 @@ class WarehouseLoader:
                 self._native = duckdb.connect(str(target.path))
             return destinations.duckdb(credentials=self._native)
         if target.kind == "postgres":
-            credentials = target.credentials
+            url = target.credentials
             if self._address is not None:
                 # libpq connects to the checked address; the host name still verifies TLS.
-                joiner = "&" if "?" in credentials else "?"
-                credentials = f"{credentials}{joiner}hostaddr={self._address}"
+                url = f"{url}{'&' if '?' in url else '?'}hostaddr={self._address}"
+            config: Any = importlib.import_module("dlt.destinations.impl.postgres.configuration")
+            credentials = config.PostgresCredentials()
+            credentials.parse_native_representation(url)
+            # dlt insists on a password; a server may need none (trust, peer, certificates).
+            credentials.password = credentials.password or ""
             return destinations.postgres(credentials=credentials)
         if target.kind == "snowflake":
             return destinations.snowflake(credentials=dict(target.credentials))
@@ -198,7 +198,10 @@ class WarehouseLoader:
         if held:
             shaped.append(self._quarantine_table(held))
         if self.sql:
-            self._clear_emptied_children(pipeline, shaped)
+            emptied = statements.emptied_children(self._tables(pipeline), shaped)
+            if emptied:
+                with pipeline.sql_client() as client, client.begin_transaction():
+                    statements.delete_children(client, emptied)
         resources = [self._resource(table) for table in shaped if table.rows]
         if resources:
             try:
@@ -207,8 +210,10 @@ class WarehouseLoader:
                 raise DestinationError(
                     f"loading into the warehouse failed: {_reason(error)}"
                 ) from (None)
-        if self.sql:
-            self._leave_quarantine(pipeline, company_id, landed)
+        quarantine = self._prefix + QUARANTINE_TABLE
+        if self.sql and quarantine in self._tables(pipeline) and any(landed.values()):
+            with pipeline.sql_client() as client, client.begin_transaction():
+                statements.leave_quarantine(client, quarantine, company_id, landed)
         return notes
 
     def _resource(self, table: ShapedTable) -> Any:
@@ -257,58 +262,6 @@ class WarehouseLoader:
             },
         )
 
-    def _clear_emptied_children(self, pipeline: Any, shaped: list[ShapedTable]) -> None:
-        """Deletes the child rows of parents whose list is now empty or gone: the merge
-        replaces a parent's child rows only when the batch has at least one of them."""
-        existing = self._tables(pipeline)
-        loading = {table.name: table for table in shaped}
-        statements: list[tuple[str, list[Any]]] = []
-        for parent in shaped:
-            if parent.types.get("data") != "json" or not parent.rows:
-                continue
-            key = parent.primary_key
-            parents = {tuple(row[name] for name in key) for row in parent.rows}
-            for name in existing:
-                if not name.startswith(parent.name + "__") or name.count("__") < 1:
-                    continue
-                if "_position" not in existing[name].get("columns", {}):
-                    continue
-                child = loading.get(name)
-                emptied = sorted(parents - (child.parents if child is not None else set()))
-                child_key = ("company_id", *(f"_parent_{k}" for k in key[1:]))
-                for chunk in _chunks(emptied):
-                    statements.append((name, [child_key, chunk]))
-        if not statements:
-            return
-        with pipeline.sql_client() as client, client.begin_transaction():
-            for name, (child_key, chunk) in statements:
-                table = client.make_qualified_table_name(name)
-                condition = " OR ".join(
-                    "(" + " AND ".join(f"{column} = %s" for column in child_key) + ")"
-                    for _ in chunk
-                )
-                values = [value for parent_key in chunk for value in parent_key]
-                client.execute_sql(f"DELETE FROM {table} WHERE {condition}", *values)  # noqa: S608
-
-    def _leave_quarantine(
-        self, pipeline: Any, company_id: int, landed: dict[str, list[str]]
-    ) -> None:
-        name = self._prefix + QUARANTINE_TABLE
-        if name not in self._tables(pipeline) or not any(landed.values()):
-            return
-        with pipeline.sql_client() as client, client.begin_transaction():
-            table = client.make_qualified_table_name(name)
-            for stream, ids in landed.items():
-                for chunk in _chunks(ids):
-                    marks = ", ".join(["%s"] * len(chunk))
-                    client.execute_sql(
-                        f"DELETE FROM {table} WHERE company_id = %s AND stream = %s "  # noqa: S608
-                        f"AND record_id IN ({marks})",
-                        company_id,
-                        stream,
-                        *chunk,
-                    )
-
     def mark_deleted(
         self, stream: str, company_id: int, ids: Sequence[int], deleted_at: datetime
     ) -> int:
@@ -332,82 +285,25 @@ class WarehouseLoader:
             return len(ids)
         if name not in self._tables(pipeline):
             return 0
-        marked = 0
         with pipeline.sql_client() as client, client.begin_transaction():
-            table_name = client.make_qualified_table_name(name)
-            for chunk in _chunks(ids):
-                marks = ", ".join(["%s"] * len(chunk))
-                where = f"company_id = %s AND id IN ({marks}) AND deleted_at IS NULL"
-                rows = client.execute_sql(
-                    f"SELECT COUNT(*) FROM {table_name} WHERE {where}",  # noqa: S608
-                    company_id,
-                    *chunk,
-                )
-                marked += int(rows[0][0])
-                client.execute_sql(
-                    f"UPDATE {table_name} SET deleted_at = %s, synced_at = %s "  # noqa: S608
-                    f"WHERE {where}",
-                    deleted_at,
-                    now,
-                    company_id,
-                    *chunk,
-                )
-        return marked
+            return statements.mark_deleted(client, name, company_id, ids, deleted_at, now)
 
     def purge(self, company_id: int, streams: Sequence[str]) -> dict[str, int]:
         """Deletes the company's rows from its streams' tables, child tables and quarantine."""
         if not self.sql:
-            return self._purge_files(company_id, streams)
-        pipeline = self.pipeline(company_id)
-        existing = self._tables(pipeline)
-        counts: dict[str, int] = {}
-        with pipeline.sql_client() as client, client.begin_transaction():
-            for stream in streams:
-                name = self.table(stream)
-                owned = [name, *(t for t in existing if t.startswith(name + "__"))]
-                for table in owned:
-                    if table not in existing:
-                        continue
-                    qualified = client.make_qualified_table_name(table)
-                    where = f"FROM {qualified} WHERE company_id = %s"
-                    if table == name:
-                        rows = client.execute_sql(f"SELECT COUNT(*) {where}", company_id)
-                        counts[stream] = int(rows[0][0])
-                    client.execute_sql(f"DELETE {where}", company_id)
-            quarantine = self._prefix + QUARANTINE_TABLE
-            if quarantine in existing:
-                qualified = client.make_qualified_table_name(quarantine)
-                client.execute_sql(
-                    f"DELETE FROM {qualified} WHERE company_id = %s",  # noqa: S608
-                    company_id,
+            pipeline = self.pipeline(company_id)
+            names = {stream: self.table(stream) for stream in streams}
+            names[""] = self._prefix + QUARANTINE_TABLE
+            with pipeline.destination_client() as client:
+                return statements.delete_company_files(
+                    client, self._tables(pipeline), names, company_id
                 )
-        return counts
-
-    def _purge_files(self, company_id: int, streams: Sequence[str]) -> dict[str, int]:
         pipeline = self.pipeline(company_id)
         existing = self._tables(pipeline)
-        counts: dict[str, int] = {}
-        with pipeline.destination_client() as client:
-            fs, root = client.fs_client, client.dataset_path
-            names = [self.table(s) for s in streams] + [self._prefix + QUARANTINE_TABLE]
-            for name in names:
-                for table in [name, *(t for t in existing if t.startswith(name + "__"))]:
-                    folder = f"{root}/{table}/{company_id}"
-                    if not fs.exists(folder):
-                        continue
-                    if table == name and name != self._prefix + QUARANTINE_TABLE:
-                        counts[name.removeprefix(self._prefix)] = self._count_rows(fs, folder)
-                    fs.rm(folder, recursive=True)
-        return counts
-
-    def _count_rows(self, fs: Any, folder: str) -> int:
-        parquet: Any = importlib.import_module("pyarrow.parquet")
-        total = 0
-        for path in fs.find(folder):
-            if path.endswith(".parquet"):
-                with fs.open(path, "rb") as handle:
-                    total += int(parquet.ParquetFile(handle).metadata.num_rows)
-        return total
+        tables = {stream: self.table(stream) for stream in streams}
+        quarantine = self._prefix + QUARANTINE_TABLE
+        with pipeline.sql_client() as client, client.begin_transaction():
+            return statements.delete_company(client, existing, tables, quarantine, company_id)
 
     def close(self) -> None:
         """Closes the DuckDB connection and removes the working folder."""

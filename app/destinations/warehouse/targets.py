@@ -24,7 +24,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
+from urllib.parse import SplitResult, parse_qsl, unquote, urlencode, urlsplit
 
 from app.destinations.base import InvalidDestinationURL
 from app.destinations.policy import DestinationPolicy, parse_ip
@@ -257,11 +257,41 @@ def _parse_filesystem(text: str, scheme: str) -> WarehouseTarget:
         )
     query = _query(parts.query, frozenset({"endpoint_url", "region"}), scheme)
     dataset, prefix = _common(query)
+    s3 = _parse_s3(parts, query, scheme)
+    return WarehouseTarget(
+        "filesystem",
+        dataset,
+        prefix,
+        text,
+        host=s3.host,
+        port=s3.port,
+        credentials=s3.credentials,
+        bucket_url=f"s3://{s3.bucket}" + (f"/{s3.key_prefix}" if s3.key_prefix else ""),
+        options=query,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class S3Location:
+    """A bucket, a key prefix, the endpoint and the credentials an S3 URL names."""
+
+    bucket: str
+    key_prefix: str
+    host: str
+    port: int
+    credentials: dict[str, str | None]
+
+
+def _parse_s3(parts: SplitResult, query: dict[str, str], scheme: str) -> S3Location:
     bucket = parts.hostname or ""
     if not _BUCKET.fullmatch(bucket):
         raise _fail(f"{scheme} needs a bucket name as host, e.g. {scheme}://my-bucket/procore")
+    if parts.fragment:
+        raise _fail(f"{scheme} URLs must not contain a fragment")
     endpoint = query.get("endpoint_url")
     region = query.get("region", "us-east-1")
+    if not re.fullmatch(r"[a-z0-9-]{1,40}", region):
+        raise _fail(f"region must look like us-east-1, got {region!r}")
     host, port = f"s3.{region}.amazonaws.com", 443
     if endpoint is not None:
         endpoint_parts = urlsplit(endpoint)
@@ -274,25 +304,52 @@ def _parse_filesystem(text: str, scheme: str) -> WarehouseTarget:
             raise _fail("the endpoint_url port is not a number") from error
         if endpoint_parts.scheme == "http" and host not in ("127.0.0.1", "localhost", "::1"):
             raise _fail("endpoint_url may use http:// only for loopback hosts; use https://")
+    key_prefix = unquote(parts.path).strip("/")
+    parts_of_prefix = key_prefix.split("/") if key_prefix else []
+    if "\x00" in key_prefix or any(part in ("", ".", "..") for part in parts_of_prefix):
+        raise _fail(f"the {scheme} key prefix must be plain folder names, got {key_prefix!r}")
     credentials = {
         "aws_access_key_id": unquote(parts.username) if parts.username else None,
         "aws_secret_access_key": unquote(parts.password) if parts.password else None,
         "region_name": region,
         "endpoint_url": endpoint,
     }
-    key_prefix = parts.path.strip("/")
-    bucket_url = f"s3://{bucket}" + (f"/{key_prefix}" if key_prefix else "")
-    return WarehouseTarget(
-        "filesystem",
-        dataset,
-        prefix,
-        text,
-        host=host,
-        port=port,
-        credentials=credentials,
-        bucket_url=bucket_url,
-        options=query,
-    )
+    return S3Location(bucket, key_prefix, host, port, credentials)
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectStoreTarget:
+    """A native `s3://bucket/prefix` destination: JSON-lines or Parquet objects per batch."""
+
+    location: S3Location
+    format: Literal["jsonl", "parquet"]
+    normalised: str
+
+
+def parse_objectstore_url(text: str) -> ObjectStoreTarget:
+    """Returns the parsed `s3://` URL, or raises InvalidDestinationURL naming the problem."""
+    text = _normalised("s3", text)
+    parts = urlsplit(text)
+    query = _query(parts.query, frozenset({"endpoint_url", "region", "format"}), "s3")
+    for name in ("dataset", "table_prefix"):
+        if name in query:
+            raise _fail(
+                f"unsupported query parameter {name!r} for s3 (supported: "
+                "endpoint_url, format, region)"
+            )
+    file_format = query.pop("format", "jsonl").lower()
+    if file_format in ("ndjson", "json", "jsonlines"):
+        file_format = "jsonl"
+    if file_format not in ("jsonl", "parquet"):
+        raise _fail(f"unsupported file format {file_format!r}; use format=jsonl or format=parquet")
+    location = _parse_s3(parts, query, "s3")
+    for module in ("aiobotocore", *(("pyarrow",) if file_format == "parquet" else ())):
+        if not installed(module):
+            raise _fail(
+                f"s3:// needs the 'warehouse' extra ({module} is not installed): "
+                "pip install 'procore-dmsa-connector[warehouse]'"
+            )
+    return ObjectStoreTarget(location, "parquet" if file_format == "parquet" else "jsonl", text)
 
 
 def parse_warehouse_url(text: str) -> WarehouseTarget:
@@ -328,3 +385,8 @@ def check_warehouse_policy(target: WarehouseTarget, policy: DestinationPolicy) -
         policy.confine(target.path, "warehouse path")
     if target.host is not None:
         policy.check_host_text(target.host)
+
+
+def check_objectstore_policy(target: ObjectStoreTarget, policy: DestinationPolicy) -> None:
+    """Raises InvalidDestinationURL when the endpoint as written breaks the policy."""
+    policy.check_host_text(target.location.host)
