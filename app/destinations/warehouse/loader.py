@@ -67,6 +67,8 @@ class WarehouseLoader:
         # Both can be set otherwise in the environment.
         os.environ.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")
         os.environ.setdefault("RUNTIME__LOG_LEVEL", "ERROR")
+        # A loaded package's files are of no further use (the data is in the warehouse).
+        os.environ.setdefault("LOAD__DELETE_COMPLETED_JOBS", "true")
         self._workdir = Path(tempfile.mkdtemp(prefix="connector-dlt-"))
         self._dlt: Any = importlib.import_module("dlt")
         self._pa: Any = importlib.import_module("pyarrow")
