@@ -137,7 +137,7 @@ def delete_company_files(
 ) -> dict[str, int]:
     """On a file system: removes the company's folder under each table (stream, children,
     quarantine under the stream ''); returns the rows its files held per stream."""
-    fs, root = client.fs_client, client.dataset_path
+    fs, root = client.fs_client, str(client.dataset_path).rstrip("/")
     counts: dict[str, int] = {}
     for stream, name in tables.items():
         for table in [name, *children_of(name, existing)]:
