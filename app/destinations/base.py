@@ -46,10 +46,15 @@ class QuarantinedRecord:
 
 @dataclass(frozen=True, slots=True)
 class WriteResult:
-    """What a write did: how many records landed and which were quarantined instead."""
+    """What a write did: how many records landed and which were quarantined instead.
+
+    `notes` are what the run should say about the batch (a warehouse column whose type
+    changed, for example).
+    """
 
     written: int
     quarantined: tuple[QuarantinedRecord, ...] = field(default_factory=tuple)
+    notes: tuple[str, ...] = field(default_factory=tuple)
 
 
 class Destination(abc.ABC):

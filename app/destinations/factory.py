@@ -15,6 +15,7 @@ from app.destinations.urls import (
     check_policy,
     parse_destination_url,
 )
+from app.destinations.warehouse.targets import ObjectStoreTarget, WarehouseTarget
 
 
 def create_destination(
@@ -41,6 +42,14 @@ def create_destination(
         from app.destinations.files import FileDestination
 
         return FileDestination(target, policy=policy)
+    if isinstance(target, WarehouseTarget):
+        from app.destinations.warehouse.destination import WarehouseDestination
+
+        return WarehouseDestination(target, policy=policy, table_prefix=table_prefix)
+    if isinstance(target, ObjectStoreTarget):
+        from app.destinations.warehouse.objectstore import ObjectStoreDestination
+
+        return ObjectStoreDestination(target, policy=policy)
     if isinstance(target, HTTPTarget):
         from app.destinations.http import HTTPDestination
 

@@ -28,7 +28,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, Program
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from app.core import json_codec
-from app.core.logging import scrub_text
+from app.core.logging import get_logger, scrub_text
 from app.destinations.base import (
     Destination,
     DestinationError,
@@ -55,8 +55,10 @@ from app.destinations.sql_tables import (
     stream_key,
     updated_on_conflict,
 )
+from app.destinations.sql_views import create_typed_view
 from app.destinations.urls import SQLTarget, check_table_prefix, redact_destination_url
 
+log = get_logger(__name__)
 MAX_IDENTIFIER_LENGTH = 63  # PostgreSQL truncates longer names silently; refuse them instead.
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 _OPEN_ATTEMPTS = 20
@@ -197,7 +199,18 @@ class SQLDestination(Destination):
             return table
         needed = CONTRACT_COLUMNS | ({"parent_id"} if keyed_by_parent else set())
         definition = define_stream_table(self._metadata, name, keyed_by_parent=keyed_by_parent)
-        return await self._ensure(definition, frozenset(needed))
+        table = await self._ensure(definition, frozenset(needed))
+        if self._target.typed_views:
+            await self._typed_view(table, stream)
+        return table
+
+    async def _typed_view(self, table: Table, stream: str) -> None:
+        """Creates the stream's typed view; a failure is logged, never fails the write."""
+        try:
+            async with self._lock, self._engine_or_fail().begin() as conn:
+                await conn.run_sync(create_typed_view, table.schema, table.name, stream)
+        except DBAPIError as error:
+            log.warning("typed_view_failed", table=table.name, error=type(error.orig).__name__)
 
     async def _ensure(self, table: Table, needed: frozenset[str]) -> Table:
         engine = self._engine_or_fail()

@@ -14,8 +14,16 @@ from sqlalchemy.exc import ArgumentError
 
 from app.destinations.base import InvalidDestinationURL
 from app.destinations.policy import DestinationPolicy, parse_ip
+from app.destinations.warehouse.targets import (
+    ObjectStoreTarget,
+    WarehouseTarget,
+    check_objectstore_policy,
+    check_warehouse_policy,
+    parse_objectstore_url,
+    parse_warehouse_url,
+)
 
-SUPPORTED = "use sqlite:///, postgresql://, file:/// or https://"
+SUPPORTED = "use sqlite:///, postgresql://, file:///, https://, s3:// or dlt+<warehouse>://"
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 MAX_URL_LENGTH = 4096
 MAX_PREFIX_LENGTH = 30
@@ -70,6 +78,7 @@ class SQLTarget:
     table_prefix: str
     schema: str | None
     normalised: str
+    typed_views: bool = False  # ?typed_views=true: a typed view per stream (sql_views.py)
 
     @property
     def sqlite_path(self) -> Path:
@@ -97,7 +106,7 @@ class HTTPTarget:
     port: int = 443
 
 
-Target = SQLTarget | FileTarget | HTTPTarget
+Target = SQLTarget | FileTarget | HTTPTarget | WarehouseTarget | ObjectStoreTarget
 
 
 def _fail(message: str) -> InvalidDestinationURL:
@@ -140,6 +149,10 @@ def _parse_sql(text: str, scheme: str) -> SQLTarget:
     table_prefix = _check_identifier("table_prefix", prefix_value) if prefix_value else ""
     schema_value = query.pop("schema", None)
     schema = _check_identifier("schema", str(schema_value)) if schema_value is not None else None
+    views_value = str(query.pop("typed_views", "false")).lower()
+    if views_value not in ("true", "false", "1", "0"):
+        raise _fail(f"typed_views must be true or false, got {views_value!r}")
+    typed_views = views_value in ("true", "1")
     if backend == "sqlite":
         if driver not in _SQLITE_DRIVERS:
             raise _fail(f"unsupported SQLite driver {driver!r}; use sqlite:///path.db")
@@ -152,7 +165,7 @@ def _parse_sql(text: str, scheme: str) -> SQLTarget:
         if query:
             raise _fail(
                 f"unsupported query parameter {sorted(query)[0]!r} for sqlite "
-                "(supported: table_prefix)"
+                "(supported: table_prefix, typed_views)"
             )
         async_url = url.set(drivername="sqlite+aiosqlite", query={})
         dialect: Literal["sqlite", "postgresql"] = "sqlite"
@@ -167,7 +180,7 @@ def _parse_sql(text: str, scheme: str) -> SQLTarget:
     else:  # pragma: no cover - the caller dispatches on the scheme
         raise _fail(f"unsupported scheme {scheme!r}; {SUPPORTED}")
     normalised = url.set(drivername=canonical).render_as_string(hide_password=False)
-    return SQLTarget(async_url, dialect, table_prefix, schema, normalised)
+    return SQLTarget(async_url, dialect, table_prefix, schema, normalised, typed_views)
 
 
 def _check_postgres(host: str | None, query: dict[str, Any]) -> None:
@@ -179,7 +192,7 @@ def _check_postgres(host: str | None, query: dict[str, Any]) -> None:
         if name not in _LIBPQ_OPTIONS:
             raise _fail(
                 f"unsupported query parameter {name!r} for postgresql (supported: schema, "
-                f"table_prefix, {', '.join(sorted(_LIBPQ_OPTIONS))})"
+                f"table_prefix, typed_views, {', '.join(sorted(_LIBPQ_OPTIONS))})"
             )
     if query.get("sslrootcert", "system") != "system":
         raise _fail("sslrootcert may only be 'system' (the system's CA certificates)")
@@ -264,6 +277,10 @@ def parse_destination_url(url: str) -> Target:
     scheme = scheme_text.lower()
     text = scheme + text[len(scheme_text) :]
     backend = scheme.partition("+")[0]
+    if backend == "dlt":
+        return parse_warehouse_url(text)
+    if scheme == "s3":
+        return parse_objectstore_url(text)
     if backend in ("sqlite", "postgresql", "postgres"):
         return _parse_sql(text, backend)
     if scheme == "file":
@@ -282,6 +299,10 @@ def check_policy(target: Target, policy: DestinationPolicy) -> None:
             policy.check_host_text(target.url.host)
     elif isinstance(target, FileTarget):
         policy.confine(target.directory, "directory")
+    elif isinstance(target, WarehouseTarget):
+        check_warehouse_policy(target, policy)
+    elif isinstance(target, ObjectStoreTarget):
+        check_objectstore_policy(target, policy)
     else:
         policy.check_host_text(target.host)
 

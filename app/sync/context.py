@@ -72,6 +72,8 @@ def count_write(stats: StreamStats, result: WriteResult) -> None:
     stats.quarantined.extend(
         QuarantinedNote(id=item.id, reason=item.reason) for item in result.quarantined[:room]
     )
+    if result.notes and stats.note is None:
+        stats.note = result.notes[0][:200]
 
 
 class RunCancelled(Exception):

@@ -45,7 +45,7 @@ class TestValidateDestinationURL:
             (
                 "ftp://files.example.com/x",
                 "destination_url: unsupported scheme 'ftp'; use sqlite:///, postgresql://, "
-                "file:/// or https://",
+                "file:///, https://, s3:// or dlt+<warehouse>://",
             ),
             ("", "must not be empty"),
             ("just-a-path", "no scheme"),
