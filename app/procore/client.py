@@ -40,6 +40,8 @@ from app.procore.ratelimit import (
 from app.procore.tokens import TokenCache, TokenRefresh
 
 log = get_logger(__name__)
+# Below this many requests left in the window, listings stop reading a page ahead.
+PREFETCH_MIN_REMAINING = 10
 
 Params = Mapping[str, str | int | Sequence[str]]
 
@@ -210,16 +212,25 @@ class ProcoreClient:
         ahead: asyncio.Task[Page] | None = None
         try:
             while True:
-                if current.next_page is not None:
+                if current.next_page is not None and self._prefetch_pays(creds, company_id):
                     ahead = asyncio.create_task(read(current.next_page, current.per_page or size))
                     ahead.add_done_callback(_retrieve)
                 yield current
-                if ahead is None:
+                if ahead is not None:
+                    current, ahead = await ahead, None
+                elif current.next_page is not None:  # not read ahead: the window is low
+                    current = await read(current.next_page, current.per_page or size)
+                else:
                     return
-                current, ahead = await ahead, None
         finally:
             if ahead is not None and not ahead.done():
                 ahead.cancel()
+
+    def _prefetch_pays(self, creds: ProcoreCredentials, company_id: int | None) -> bool:
+        """Whether to fetch the next page ahead: not when the window is nearly spent, where the
+        read-ahead would mostly meet the pause and be thrown away (and read again after it)."""
+        remaining = self.limiter(creds, company_id).remaining
+        return remaining is None or remaining > PREFETCH_MIN_REMAINING
 
     async def _fetch_page(
         self,

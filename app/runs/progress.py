@@ -141,6 +141,9 @@ class ListingCheckpoint(_RunCheckpoint):
     next_page: int
     path_index: int = 0  # which of the stream's listings (main, then extra ones)
     per_page: int | None = None  # the page size the listing was read with
+    # A full listing's ids read so far (up to MAX_CARRIED_IDS), so a listing resumed after a
+    # pause or a crash still decides deletes; None: the resumed listing decides none.
+    seen: list[int] | None = None
 
 
 class DateWindowCheckpoint(_RunCheckpoint):

@@ -33,6 +33,9 @@ from app.sync.records import parse_timestamp, record_id
 from app.sync.units import UnitDriver, UnitState, known_ids_after, updated_at_filter
 
 DATE_WINDOW_DAYS = 30
+# Ids a full listing's checkpoint carries at most (about 11 bytes each, rewritten per page):
+# a bigger listing resumed mid-way decides no deletes; its next uninterrupted read does.
+MAX_CARRIED_IDS = 10_000
 
 Reader = Callable[[UnitDriver, UnitState], Awaitable[None]]
 
@@ -103,7 +106,12 @@ async def read_listing(unit: UnitDriver, state: UnitState) -> None:
         params["filters[updated_at]"] = updated_at_filter(start, ctx.window_end)
     if resume is not None:
         params = dict(resume.params)
-    seen: set[int] | None = set() if (full and resume is None) else None
+    seen: set[int] | None = None
+    if full:
+        if resume is None:
+            seen = set()
+        elif resume.seen is not None:
+            seen = set(resume.seen)  # the pages read before the pause or crash
     listed: list[int] = []
     paths = stream.list_paths(company_id=ctx.company_id, project_id=unit.project_id)
     first_path = resume.path_index if resume else 0
@@ -197,6 +205,7 @@ async def _list(
             next_page=page.next_page or page.page + 1,
             path_index=at.index,
             per_page=page.per_page,
+            seen=sorted(seen) if seen is not None and len(seen) <= MAX_CARRIED_IDS else None,
         )
         await unit.save(checkpoint, written=len(ids))
     return announced is None or read >= announced
