@@ -186,8 +186,12 @@ class ProcoreClient:
 
         While the caller works on one page the next one is already being fetched (prefetch), so
         at most two pages are held at a time and memory stays flat whatever the size of the
-        listing. A failure of the prefetched page is raised when the caller asks for that page,
-        never earlier; a caller that stops early leaves at most one request made for nothing.
+        listing. Reading ahead starts from the third page read: most units are one or two
+        pages, and a run's many units starting at once already overlap their requests, so an
+        early read-ahead only adds requests in flight when a 429 arrives (each of those is
+        answered 429 or 503 too, and read again after Retry-After). A failure of the prefetched
+        page is raised when the caller asks for that page, never earlier; a caller that stops
+        early leaves at most one request made for nothing.
         """
         base = [(k, v) for k, v in _query_items(params) if k not in ("page", "per_page")]
 
@@ -212,7 +216,11 @@ class ProcoreClient:
         ahead: asyncio.Task[Page] | None = None
         try:
             while True:
-                if current.next_page is not None and self._prefetch_pays(creds, company_id):
+                if (
+                    current.next_page is not None
+                    and current.page > start_page  # a listing that proved long: see below
+                    and self._prefetch_pays(creds, company_id)
+                ):
                     ahead = asyncio.create_task(read(current.next_page, current.per_page or size))
                     ahead.add_done_callback(_retrieve)
                 yield current

@@ -43,7 +43,7 @@ class TestPrefetch:
     ) -> None:
         with make_sim() as sim:
             company_id, project_id = first_project(sim)
-            gate = GateTransport(gated=2)
+            gate = GateTransport(gated=3)
             client = make_client(sim, per_page=7, http=make_http_client(transport=gate))
             stats = RequestStats()
             pages: list[Page] = []
@@ -52,7 +52,8 @@ class TestPrefetch:
             )
             async with contextlib.aclosing(listing):
                 pages.append(await anext(listing))
-                # The caller has not asked for page 2, and the client already sent its request.
+                pages.append(await anext(listing))  # read ahead from the third page on
+                # The caller has not asked for page 3, and the client already sent its request.
                 await asyncio.wait_for(gate.reached.wait(), timeout=30)
                 gate.opened.set()
                 pages.extend([page async for page in listing])
@@ -66,27 +67,28 @@ class TestPrefetch:
     async def test_a_failure_of_the_prefetched_page_surfaces_on_that_page(self) -> None:
         with make_sim() as sim:
             company_id, project_id = first_project(sim)
-            gate = GateTransport(gated=2)
+            gate = GateTransport(gated=3)
             client = make_client(sim, per_page=7, http=make_http_client(transport=gate))
             listing = client.paginate(CREDS, rfis_path(project_id), company_id=company_id)
             async with contextlib.aclosing(listing):
-                first = await anext(listing)
+                await anext(listing)
+                second = await anext(listing)
                 await asyncio.wait_for(gate.reached.wait(), timeout=30)
-                # Page 2 fails (the project is withdrawn while its request is on the way) ...
+                # Page 3 fails (the project is withdrawn while its request is on the way) ...
                 sim.state.set_project_permitted(company_id, project_id, False)
                 gate.opened.set()
-                await asyncio.sleep(0)  # ... and the caller still works on page 1 unharmed:
-                assert first.page == 1 and len(first.records) == 7
-                assert first.next_page == 2
+                await asyncio.sleep(0)  # ... and the caller still works on page 2 unharmed:
+                assert second.page == 2 and len(second.records) == 7
+                assert second.next_page == 3
                 with pytest.raises(ProcoreForbiddenError):
-                    await anext(listing)  # the error comes when page 2 is asked for
+                    await anext(listing)  # the error comes when page 3 is asked for
             statuses = [e["status"] for e in api_log(sim) if e["path"] == rfis_path(project_id)]
-            assert statuses == [200, 403]
+            assert statuses == [200, 200, 403]
 
     async def test_a_caller_that_stops_early_cancels_the_prefetch(self) -> None:
         with make_sim() as sim:
             company_id, project_id = first_project(sim)
-            gate = GateTransport(gated=2)
+            gate = GateTransport(gated=3)
             client = make_client(sim, per_page=7, http=make_http_client(transport=gate))
             stats = RequestStats()
             listing = client.paginate(
@@ -94,14 +96,15 @@ class TestPrefetch:
             )
             async with contextlib.aclosing(listing):
                 await anext(listing)
+                await anext(listing)
                 await asyncio.wait_for(gate.reached.wait(), timeout=30)
             # Closing the listing cancelled the request held at the gate: it never reaches the
             # server and is not counted, and nothing is left running.
             gate.opened.set()
             await asyncio.sleep(0.1)
             pages = [e["query"].get("page") for e in api_log(sim) if e["path"].endswith("/rfis")]
-            assert pages == ["1"]
-            assert stats.requests == 1
+            assert pages == ["1", "2"]
+            assert stats.requests == 2
             leftover = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
             assert leftover == []
 
@@ -118,3 +121,17 @@ class TestPrefetch:
             ]
             assert len(pages) == 1 and pages[0].next_page is None
             assert stats.requests == 1
+
+    async def test_the_first_two_pages_are_not_read_ahead(self) -> None:
+        with make_sim() as sim:
+            company_id, project_id = first_project(sim)
+            client = make_client(sim, per_page=7)
+            listing = client.paginate(CREDS, rfis_path(project_id), company_id=company_id)
+            async with contextlib.aclosing(listing):
+                first = await anext(listing)
+                await asyncio.sleep(0.2)  # time enough for a read-ahead to be answered
+                assert first.next_page == 2
+                pages = [
+                    e["query"].get("page") for e in api_log(sim) if e["path"].endswith("/rfis")
+                ]
+                assert pages == ["1"]

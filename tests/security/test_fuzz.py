@@ -10,7 +10,12 @@ import json
 from typing import Any
 
 import httpx
+
+# The submodule at collection, not inside a test: imported lazily under assertion rewriting,
+# it once raised CPython's "AST constructor recursion depth mismatch" in a worker that had just
+# parsed a deeply nested body.
 import schemathesis
+import schemathesis.specs.openapi.schemas
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
