@@ -383,9 +383,8 @@ async def stored_events(settings: Settings) -> int:
 def start_service(
     settings: Settings, key: str, port: int, log_level: str
 ) -> subprocess.Popen[bytes]:
-    """`connector serve --role api` in its own process; returns once it answers /livez."""
-    env = {name: value for name, value in os.environ.items() if not name.startswith("CONNECTOR_")}
-    env |= {
+    """`connector serve --role api` on the prepared database."""
+    env = {
         "CONNECTOR_DATABASE_URL": settings.database_url,
         "CONNECTOR_ENCRYPTION_KEYS": key,
         "CONNECTOR_CLIENT_ID": CLIENT_ID,
@@ -397,12 +396,22 @@ def start_service(
         "CONNECTOR_DISCOVERY_INTERVAL_SECONDS": "0",
         "CONNECTOR_LOG_LEVEL": log_level,
     }
-    connector = Path(sys.executable).with_name("connector")
-    command = [str(connector), "serve", "--role", "api", "--port", str(port), "--no-migrate"]
-    log_path = Path(settings.destination_root) / "service.log"
-    with log_path.open("wb") as log_file:  # a file, not a pipe: a full pipe stalls the service
+    arguments = ["serve", "--role", "api", "--port", str(port), "--no-migrate"]
+    return start_connector(arguments, env, Path(settings.destination_root), port)
+
+
+def start_connector(
+    arguments: list[str], env: dict[str, str], workdir: Path, port: int
+) -> subprocess.Popen[bytes]:
+    """`connector <arguments>` in its own process, configured by `env` alone (the caller's
+    CONNECTOR_* variables are left out); returns once it answers /livez on `port`. Its output
+    goes to `workdir`/service.log."""
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith("CONNECTOR_")}
+    command = [str(Path(sys.executable).with_name("connector")), *arguments]
+    log_path = workdir / "service.log"
+    with log_path.open("ab") as log_file:  # a file, not a pipe: a full pipe stalls the service
         process = subprocess.Popen(
-            command, env=env, cwd=settings.destination_root, stdout=log_file, stderr=log_file
+            command, env=inherited | env, cwd=workdir, stdout=log_file, stderr=log_file
         )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
