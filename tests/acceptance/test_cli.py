@@ -118,3 +118,7 @@ def test_demo_runs_from_an_empty_directory(workdir: Path) -> None:
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     assert "Traceback" not in done.stdout + done.stderr
     assert (workdir / "data").exists()
+    said = " ".join(done.stdout.split())  # rich wraps its lines at the terminal's width
+    webhook = re.search(r"webhook: an RFI changed in Procore reached the destination (\S+) s", said)
+    assert webhook is not None, done.stdout[-2000:]
+    assert float(webhook.group(1)) >= 0  # a lag figure, whatever the machine's speed
