@@ -219,7 +219,9 @@ class Settings(BaseSettings):
     webhook_secret_grace_seconds: int = Field(default=86_400, ge=0, le=30 * 86_400)
     webhook_inbox_retention_seconds: int = Field(default=7 * 86_400, ge=86_400)
     webhook_yield_after_seconds: float = Field(default=2.0, ge=0)
-    reconcile_interval_seconds: int = Field(default=86_400, ge=60)
+    # Every covered unit is read in full once per interval: 48 h keeps a quiet hour of a
+    # 300-project company near 6% of its budget (docs/decisions/0019-webhooks.md).
+    reconcile_interval_seconds: int = Field(default=172_800, ge=60)
     request_budget_share: float = Field(default=0.8, gt=0, le=1)
     procore_hourly_limit: int = Field(default=3600, ge=1)
     metrics_company_labels: bool = False
