@@ -117,7 +117,7 @@ class RunProgress(BaseModel):
 
 
 class PendingDelete(BaseModel):
-    """Ids found deleted in one unit; applied only when the whole run succeeds."""
+    """Ids found deleted in one unit; applied at the run's end if its stream did not fail."""
 
     stream: str
     project_id: int | None

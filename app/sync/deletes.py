@@ -1,4 +1,4 @@
-"""Applying the deletes a run found, once the run has succeeded, behind a mass-delete guard."""
+"""Applying the deletes a run found, once its stream has succeeded, behind a mass-delete guard."""
 
 from __future__ import annotations
 
@@ -28,11 +28,13 @@ def guard_verdict(pending: list[PendingDelete], ratio: float) -> str | None:
     )
 
 
-async def apply(ctx: RunContext) -> None:
-    """Marks found deletes in the destination and stores the new known id sets."""
+async def apply(ctx: RunContext, *, skip: set[str] | frozenset[str] = frozenset()) -> None:
+    """Marks found deletes in the destination and stores the new known id sets, except for the
+    streams in `skip` (those that failed in this run)."""
     by_stream: dict[str, list[PendingDelete]] = defaultdict(list)
     for item in ctx.pending_deletes:
-        by_stream[item.stream].append(item)
+        if item.stream not in skip:
+            by_stream[item.stream].append(item)
     now = utcnow()
     for stream, items in by_stream.items():
         stats = ctx.stream_stats(stream)

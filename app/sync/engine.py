@@ -66,9 +66,12 @@ async def execute(ctx: RunContext) -> tuple[RunStatus, str | None]:
             now=utcnow(),
         )
         failures = await run_planned(ctx, plan, Gate(ctx, first_request))
+        # Each stream's deletes come from its own complete listings: one stream's failure
+        # never holds back another's (a failed stream's own deletes wait for its next run).
+        await deletes.apply(ctx, skip={name for name, _ in failures})
         if failures:
-            return RunStatus.failed, f"{len(failures)} stream(s) failed; " + "; ".join(failures)
-        await deletes.apply(ctx)
+            described = "; ".join(f"{name}: {error}" for name, error in failures)
+            return RunStatus.failed, f"{len(failures)} stream(s) failed; {described}"
         succeeded = True
         return RunStatus.succeeded, None
     finally:
@@ -159,8 +162,11 @@ class Gate:
         return None
 
 
-async def run_planned(ctx: RunContext, plan: list[PlannedUnit], gate: Gate) -> list[str]:
-    """Reads the planned units (bounded concurrency, in plan order); returns stream failures."""
+async def run_planned(
+    ctx: RunContext, plan: list[PlannedUnit], gate: Gate
+) -> list[tuple[str, str]]:
+    """Reads the planned units (bounded concurrency, in plan order); returns the streams that
+    failed, each with its error."""
     by_stream: dict[str, list[PlannedUnit]] = defaultdict(list)
     for unit in plan:
         by_stream[unit.stream].append(unit)
@@ -200,11 +206,11 @@ async def run_planned(ctx: RunContext, plan: list[PlannedUnit], gate: Gate) -> l
     for unit, result in zip(plan, results, strict=True):
         if isinstance(result, BaseException):
             outcomes[unit.stream].append(result)
-    failures: list[str] = []
+    failures: list[tuple[str, str]] = []
     for name, units in by_stream.items():
         error = _conclude_stream(ctx, name, len(units), outcomes.get(name, []), deferred[name])
         if error:
-            failures.append(f"{name}: {error}")
+            failures.append((name, error))
     if left and ctx.full_refresh:
         await _keep_full_refresh(ctx, left)
     return failures
