@@ -122,4 +122,10 @@ async def check_installation_destination(
 ) -> ProbeResult:
     """Checks the installation's current destination with its signing secret (see
     `POST /admin/v1/destinations/test`)."""
+    return await test_installation_destination(rt, company_id)
+
+
+async def test_installation_destination(rt: Runtime, company_id: int) -> ProbeResult:
+    """The installation's destination checked with its signing secret (the API and the
+    console's action)."""
     return await _test(rt, DestinationTestIn(company_id=company_id))

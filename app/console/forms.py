@@ -14,7 +14,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
 from app.admin import actions
-from app.admin.auth import client_ip
+from app.admin.auth import Permission, client_ip
+from app.admin.destination_test import test_installation_destination
 from app.audit import service as audit
 from app.audit.schemas import Action, Actor, Source
 from app.console import sessions
@@ -228,6 +229,21 @@ async def signing_secret(
         )
     return render(
         request, "secret.html", {"company_id": company_id, "secret": secret}, signed=signed
+    )
+
+
+@router.post("/installations/{company_id}/destination/test")
+async def test_destination(
+    request: Request, company_id: int, signed: SignedInDep, rt: RuntimeDep
+) -> Response:
+    """Checks the installation's destination without syncing (reachable, writable, signature
+    accepted for HTTP) and shows each check; nothing written stays."""
+    with as_page(signed):
+        await read_form(request, signed.csrf_token)
+        console_caller(request, signed).principal.require(Permission.configure)
+        result = await test_installation_destination(rt, company_id)
+    return render(
+        request, "probe.html", {"company_id": company_id, "result": result}, signed=signed
     )
 
 

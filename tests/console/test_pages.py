@@ -164,6 +164,25 @@ class TestActions:
         assert trail[3]["after"] == {"schedule": "every 15m", "streams": "projects,rfis"}
         assert trail[2]["after"]["destination"].endswith("moved.db")
 
+    def test_test_destination_shows_each_check_and_needs_the_configure_role(
+        self, service: RunningService, sim: SimulatorServer
+    ) -> None:
+        company_id = sim.state.company_ids()[0]
+        assert service.install_and_sync(company_id)["status"] == "succeeded"
+        page = f"/console/installations/{company_id}"
+        with console_client(service.url, OPERATOR_TOKEN) as operator:
+            assert 'id="test-destination"' in operator.get(page).text
+            refused = post_form(operator, page, f"{page}/destination/test")
+            assert refused.status_code == 403
+        with console_client(service.url, ADMIN_TOKEN) as admin:
+            tested = post_form(admin, page, f"{page}/destination/test")
+            assert tested.status_code == 200, tested.text[:500]
+            assert 'id="probe-ok"' in tested.text
+            for check in ("reachable", "writable"):
+                assert f"<td>{check}</td>" in tested.text
+            shown = admin.get(page).text  # the stream figures name what they count
+            assert "Written ever" in shown and "Rows" in shown
+
     def test_cancel_from_the_run_page(self, service: RunningService, sim: SimulatorServer) -> None:
         company_id = sim.state.company_ids()[0]
         assert service.install_and_sync(company_id)["status"] == "succeeded"
