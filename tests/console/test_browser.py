@@ -25,7 +25,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from procore_sim.server import SimulatorServer
 from tests.console.helpers import OPERATOR_TOKEN, ROLE_TOKENS, VIEWER_TOKEN
-from tests.factories import RunningService, execute
+from tests.factories import ADMIN_TOKEN, RunningService, execute
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -197,3 +197,13 @@ class TestConsoleInChromium:
         wait_for(browser, lambda d: d.current_url.endswith("/console/expired"))
         assert "Your session has ended" in text_of(browser, "h1")
         shots.take("expired")
+
+        # An admin tests the destination before changing anything: each check is shown.
+        browser.get(f"{service.url}/console/installations/{first}")
+        wait_for(browser, lambda d: "/console/sign-in" in d.current_url)
+        sign_in(browser, service.url, ADMIN_TOKEN)
+        browser.find_element(By.ID, "test-destination").click()
+        wait_for(browser, lambda d: d.find_elements(By.ID, "probe-ok"))
+        checks = text_of(browser, "table.grid")
+        assert "reachable" in checks and "writable" in checks
+        shots.take("destination-test")

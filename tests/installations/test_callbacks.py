@@ -176,7 +176,7 @@ class TestSignature:
         other = "whsec_" + "b3RoZXItc2VjcmV0LW90aGVyLXNlY3JldC0xMjM0NQ=="
         for kwargs in (
             {"timestamp": int(time.time()) - 301},
-            {"timestamp": int(time.time()) + 301},
+            {"timestamp": int(time.time()) + 330},  # margin: a loaded machine is slow
             {"secret": other},
         ):
             body, bad = signed(install_event(1), **kwargs)  # type: ignore[arg-type]
