@@ -27,7 +27,7 @@ from app.runs.models import RunStatus, SyncRun
 from app.runs.queue import WEBHOOK_TRIGGER, RunAlreadyActive
 from app.runs.targets import MAX_CHECKED_IDS, RunTargets, TargetUnit, unit_key
 from app.runtime import Runtime
-from app.webhooks import budget, repository
+from app.webhooks import budget, repository, usage_repository
 from app.webhooks.metrics import WEBHOOK_APPLIED, WEBHOOK_LAG
 from app.webhooks.models import WebhookEvent
 
@@ -223,7 +223,7 @@ async def continue_deferred(rt: Runtime) -> int:
     """
     queued = 0
     async with unit_of_work(rt.sessions) as session:
-        rows = await repository.deferred_budgets(session)
+        rows = await usage_repository.deferred_budgets(session)
     for row in rows:
         async with unit_of_work(rt.sessions) as session:
             recent = await repository.recent_runs(session, row.company_id, RECENT_RUNS)
@@ -231,7 +231,7 @@ async def continue_deferred(rt: Runtime) -> int:
             inst = await installations.get(session, row.company_id)
             gone = inst is None or inst.status != InstallationStatus.active or inst.paused
             if deferred is None or gone:
-                await repository.clear_deferred(session, row.company_id)
+                await usage_repository.clear_deferred(session, row.company_id)
                 continue
             if any(r.status in (RunStatus.queued, RunStatus.running) for r in recent):
                 continue
@@ -254,7 +254,7 @@ async def continue_deferred(rt: Runtime) -> int:
                 )
             except RunAlreadyActive:
                 continue
-            await repository.clear_deferred(session, row.company_id)
+            await usage_repository.clear_deferred(session, row.company_id)
             queued += 1
     if queued:
         rt.wake_scheduler()

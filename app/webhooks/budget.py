@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.core.database import utcnow
 from app.procore import ProcoreCredentials
 from app.runtime import Runtime
-from app.webhooks import repository
+from app.webhooks import usage_repository
 
 HOUR = timedelta(hours=1)
 LEARNED = "X-Rate-Limit-Limit"
@@ -40,7 +40,9 @@ async def record(
     if requests <= 0 and reconciled <= 0:
         return
     minute = minute_of(now or utcnow())
-    await repository.add_usage(session, company_id, minute, max(requests, 0), max(reconciled, 0))
+    await usage_repository.add_usage(
+        session, company_id, minute, max(requests, 0), max(reconciled, 0)
+    )
 
 
 @dataclass(frozen=True)
@@ -79,7 +81,9 @@ async def current(
     """The company's limit (learning a new one the client saw) and its use this hour."""
     now = now or utcnow()
     limit, source = await hourly_limit(session, rt, company_id, creds, now)
-    used, reconciled = await repository.usage_since(session, company_id, minute_of(now - HOUR))
+    used, reconciled = await usage_repository.usage_since(
+        session, company_id, minute_of(now - HOUR)
+    )
     return Budget(limit, source, rt.settings.request_budget_share, used, reconciled)
 
 
@@ -93,11 +97,11 @@ async def hourly_limit(
     """(limit, source): learned from the headers, stored from earlier, or assumed."""
     learned = rt.procore.limiter(creds, company_id).hourly_limit if creds is not None else None
     if learned:
-        saved = await repository.save_budget(
+        saved = await usage_repository.save_budget(
             session, company_id, hourly_limit=learned, source=LEARNED, now=now
         )
         return saved.hourly_limit, saved.source
-    row = await repository.budget(session, company_id)
+    row = await usage_repository.budget(session, company_id)
     if row is not None and row.source == LEARNED:
         return row.hourly_limit, row.source
     return rt.settings.procore_hourly_limit, ASSUMED
@@ -107,7 +111,7 @@ async def note_deferred(session: AsyncSession, rt: Runtime, company_id: int, run
     """Remembers that a run left units for later, so a continuation follows when the budget
     allows (see applier.continue_deferred)."""
     limit, source = await hourly_limit(session, rt, company_id, None, utcnow())
-    row = await repository.save_budget(
+    row = await usage_repository.save_budget(
         session, company_id, hourly_limit=limit, source=source, now=utcnow()
     )
     row.deferred_run_id = run_id

@@ -14,15 +14,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.installations.models import Installation, InstallationStatus
 from app.runs.models import ACTIVE_STATUSES, StreamState, SyncRun
 from app.webhooks.models import (
-    RequestBudget,
-    RequestUsage,
     SubscriptionStatus,
     WebhookEvent,
     WebhookSubscription,
 )
 
 
-def _insert(session: AsyncSession, table: Any) -> Any:
+def dialect_insert(session: AsyncSession, table: Any) -> Any:
     """The dialect's INSERT (both know ON CONFLICT)."""
     if session.get_bind().dialect.name == "postgresql":
         return pg_insert(table)
@@ -118,7 +116,7 @@ def _insert_events_statement(session: AsyncSession) -> Any:
     if statement is None:
         table = WebhookEvent.__table__
         statement = (
-            _insert(session, table)
+            dialect_insert(session, table)
             .on_conflict_do_nothing(index_elements=["dedupe_key"])
             .returning(table.c.dedupe_key)
         )
@@ -151,7 +149,7 @@ async def pending_companies(
         .limit(limit)
     )
     return [
-        (int(cid), _aware(oldest), _aware(newest))
+        (int(cid), aware(oldest), aware(newest))
         for cid, oldest, newest in (await session.execute(query)).all()
     ]
 
@@ -274,7 +272,7 @@ async def open_counts(
         .group_by(WebhookEvent.stream)
     )
     return {
-        str(stream): (int(count), None if oldest is None else _aware(oldest))
+        str(stream): (int(count), None if oldest is None else aware(oldest))
         for stream, count, oldest in (await session.execute(query)).all()
     }
 
@@ -293,109 +291,6 @@ async def prune_events(session: AsyncSession, before: datetime) -> int:
         )
     )
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
-
-
-# ---- request usage and budgets ------------------------------------------------------------------
-
-
-async def add_usage(
-    session: AsyncSession, company_id: int, minute: datetime, requests: int, reconciled: int
-) -> None:
-    """Adds requests (and reconciled units) to a company's minute."""
-    statement = _insert(session, RequestUsage).values(
-        company_id=company_id, minute=minute, requests=requests, reconciled=reconciled
-    )
-    statement = statement.on_conflict_do_update(
-        index_elements=["company_id", "minute"],
-        set_={
-            "requests": RequestUsage.requests + statement.excluded.requests,
-            "reconciled": RequestUsage.reconciled + statement.excluded.reconciled,
-        },
-    )
-    await session.execute(statement)
-
-
-async def usage_since(session: AsyncSession, company_id: int, since: datetime) -> tuple[int, int]:
-    """(requests, reconciled units) of a company from `since` on."""
-    query = select(
-        func.coalesce(func.sum(RequestUsage.requests), 0),
-        func.coalesce(func.sum(RequestUsage.reconciled), 0),
-    ).where(RequestUsage.company_id == company_id, RequestUsage.minute >= since)
-    requests, reconciled = (await session.execute(query)).one()
-    return int(requests), int(reconciled)
-
-
-async def usage_by_company(session: AsyncSession, since: datetime) -> dict[int, int]:
-    """Requests per company from `since` on."""
-    query = (
-        select(RequestUsage.company_id, func.sum(RequestUsage.requests))
-        .where(RequestUsage.minute >= since)
-        .group_by(RequestUsage.company_id)
-    )
-    return {int(cid): int(total or 0) for cid, total in (await session.execute(query)).all()}
-
-
-async def oldest_usage_minute(
-    session: AsyncSession, company_id: int, since: datetime
-) -> datetime | None:
-    """The earliest minute with requests from `since` on."""
-    query = select(func.min(RequestUsage.minute)).where(
-        RequestUsage.company_id == company_id,
-        RequestUsage.minute >= since,
-        RequestUsage.requests > 0,
-    )
-    value = await session.scalar(query)
-    return None if value is None else _aware(value)
-
-
-async def prune_usage(session: AsyncSession, before: datetime) -> None:
-    """Forgets minutes older than `before`."""
-    await session.execute(delete(RequestUsage).where(RequestUsage.minute < before))
-
-
-async def budget(session: AsyncSession, company_id: int) -> RequestBudget | None:
-    """A company's learned hourly limit, if any."""
-    return await session.get(RequestBudget, company_id)
-
-
-async def budgets(session: AsyncSession) -> Sequence[RequestBudget]:
-    """Every budget row."""
-    return (await session.scalars(select(RequestBudget))).all()
-
-
-async def deferred_budgets(session: AsyncSession) -> Sequence[RequestBudget]:
-    """Budgets whose last run left units for later."""
-    query = select(RequestBudget).where(RequestBudget.deferred_run_id.is_not(None))
-    return (await session.scalars(query)).all()
-
-
-async def save_budget(
-    session: AsyncSession, company_id: int, *, hourly_limit: int, source: str, now: datetime
-) -> RequestBudget:
-    """Creates or updates a company's budget row."""
-    row: RequestBudget | None = await session.get(RequestBudget, company_id)
-    if row is None:
-        statement = (
-            _insert(session, RequestBudget)
-            .values(company_id=company_id, hourly_limit=hourly_limit, source=source, learned_at=now)
-            .on_conflict_do_nothing(index_elements=["company_id"])
-        )
-        await session.execute(statement)
-        row = await session.get(RequestBudget, company_id, populate_existing=True)
-        assert row is not None
-    if row.hourly_limit != hourly_limit or row.source != source:
-        row.hourly_limit, row.source, row.learned_at = hourly_limit, source, now
-    return row
-
-
-async def clear_deferred(session: AsyncSession, company_id: int) -> None:
-    """The continuation of a company's deferred units was queued (or is not needed)."""
-    await session.execute(
-        update(RequestBudget)
-        .where(RequestBudget.company_id == company_id)
-        .values(deferred_run_id=None)
-        .execution_options(synchronize_session=False)
-    )
 
 
 async def finished_since(session: AsyncSession, since: datetime) -> Sequence[SyncRun]:
@@ -447,8 +342,8 @@ async def unit_freshness(
         (
             int(cid),
             str(stream),
-            None if cursor is None else _aware(cursor),
-            None if success is None else _aware(success),
+            None if cursor is None else aware(cursor),
+            None if success is None else aware(success),
             int(units),
             int(no_cursor),
             int(no_success),
@@ -459,7 +354,7 @@ async def unit_freshness(
     ]
 
 
-def _aware(value: Any) -> datetime:
+def aware(value: Any) -> datetime:
     """Aggregates lose the column's UTC type on SQLite; the stored values are UTC."""
     if isinstance(value, str):
         value = datetime.fromisoformat(value)

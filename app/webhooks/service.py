@@ -14,7 +14,7 @@ from app.procore.catalog import STREAMS, Cursor, parse_stream_selection
 from app.runs.models import SyncRun
 from app.runtime import Runtime
 from app.sync.context import Coverage
-from app.webhooks import budget, repository, subscriptions
+from app.webhooks import budget, repository, subscriptions, usage_repository
 from app.webhooks.applier import READ_EVERYTHING
 from app.webhooks.metrics import (
     BUDGET_USED,
@@ -170,8 +170,8 @@ async def refresh_gauges(rt: Runtime) -> None:
         WEBHOOK_PENDING.set(await repository.open_total(session))
         await subscriptions.count_statuses(session)
         rows = await repository.unit_freshness(session)
-        used = await repository.usage_by_company(session, budget.minute_of(now - budget.HOUR))
-        limits = {row.company_id: row for row in await repository.budgets(session)}
+        used = await usage_repository.usage_by_company(session, budget.minute_of(now - budget.HOUR))
+        limits = {row.company_id: row for row in await usage_repository.budgets(session)}
     worst: dict[str, float] = {}
     STREAM_FRESHNESS_BY_COMPANY.clear()
     for company_id, stream, cursor, success, _count, no_cursor, no_success in rows:
@@ -206,4 +206,4 @@ async def prune(rt: Runtime) -> None:
     async with unit_of_work(rt.sessions) as session:
         retention = timedelta(seconds=rt.settings.webhook_inbox_retention_seconds)
         await repository.prune_events(session, now - retention)
-        await repository.prune_usage(session, now - 2 * budget.HOUR)
+        await usage_repository.prune_usage(session, now - 2 * budget.HOUR)
