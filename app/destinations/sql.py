@@ -6,14 +6,12 @@ import asyncio
 from collections.abc import AsyncIterator, Collection, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
     Connection,
     MetaData,
     Table,
-    event,
     inspect,
     text,
     update,
@@ -25,17 +23,15 @@ from sqlalchemy import table as sa_table
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, ProgrammingError
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.core import json_codec
 from app.core.logging import get_logger, scrub_text
 from app.destinations.base import (
     Destination,
     DestinationError,
-    InvalidDestinationURL,
     WriteResult,
 )
-from app.destinations.policy import DestinationPolicy, resolve_allowed
+from app.destinations.policy import DestinationPolicy
 from app.destinations.records import (
     DestinationRecord,
     check_run_id,
@@ -44,6 +40,7 @@ from app.destinations.records import (
     unique_last,
 )
 from app.destinations.screening import POSTGRESQL, SQLITE, notes, screen
+from app.destinations.sql_engine import create_sql_engine
 from app.destinations.sql_tables import (
     CONTRACT_COLUMNS,
     QUARANTINE_COLUMNS,
@@ -60,22 +57,8 @@ from app.destinations.urls import SQLTarget, check_table_prefix, redact_destinat
 
 log = get_logger(__name__)
 MAX_IDENTIFIER_LENGTH = 63  # PostgreSQL truncates longer names silently; refuse them instead.
-SQLITE_BUSY_TIMEOUT_MS = 30_000
 _OPEN_ATTEMPTS = 20
 _UPDATED_ON_CONFLICT = ("project_id", "updated_at", "deleted_at", "synced_at", "data")
-
-
-def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
-    # WAL lets readers (the customer's queries) run while a sync writes; the busy timeout
-    # makes concurrent writers wait for each other instead of failing with "database is locked".
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-    cursor.close()
-
-
-def _make_parent_directory(database: str) -> None:
-    Path(database).parent.mkdir(parents=True, exist_ok=True)
 
 
 def _chunks(items: Sequence[Any], size: int) -> list[Sequence[Any]]:
@@ -120,30 +103,7 @@ class SQLDestination(Destination):
         """Creates the engine, checks the connection and creates the schema if asked for one."""
         if self._engine is not None:
             return
-        url = self._target.url
-        if self._target.dialect == "sqlite":
-            try:
-                path = self._policy.confine(self._target.sqlite_path, "sqlite file")
-            except InvalidDestinationURL as error:
-                raise DestinationError(str(error).removeprefix("destination_url: ")) from None
-            await asyncio.to_thread(_make_parent_directory, str(path))
-            engine = create_async_engine(
-                url.set(database=str(path)),
-                json_serializer=json_codec.dumps,
-                connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
-            )
-            event.listen(engine.sync_engine, "connect", _sqlite_on_connect)
-        else:
-            # Connect to the address that was checked: libpq uses hostaddr for the connection
-            # and the host name only for TLS verification, so a later DNS answer cannot move it.
-            assert url.host is not None  # checked when the URL was parsed
-            address = await resolve_allowed(self._policy, url.host, url.port or 5432)
-            engine = create_async_engine(
-                url,
-                json_serializer=json_codec.dumps,
-                pool_pre_ping=True,
-                connect_args={"hostaddr": str(address)},
-            )
+        engine = await create_sql_engine(self._target, self._policy)
         for attempt in range(1, _OPEN_ATTEMPTS + 1):
             try:
                 await self._check_connection(engine)
