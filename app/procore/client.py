@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,7 +30,16 @@ from app.procore.errors import (
     request_id_of,
 )
 from app.procore.health import HealthCounters
-from app.procore.paging import Page, decode_json, next_page_number, records_of, smaller_page
+from app.procore.paging import (
+    Page,
+    Params,
+    decode_json,
+    next_page_number,
+    query_items,
+    read_ahead,
+    records_of,
+    smaller_page,
+)
 from app.procore.ratelimit import (
     CompanyLimiter,
     RateLimiters,
@@ -43,8 +52,6 @@ log = get_logger(__name__)
 # Below this many requests left in the window, listings stop reading a page ahead.
 PREFETCH_MIN_REMAINING = 10
 
-Params = Mapping[str, str | int | Sequence[str]]
-
 # The only endpoints Procore answers without a Procore-Company-Id header.
 COMPANYLESS_PATHS = frozenset({"/rest/v1.0/companies", "/rest/v1.0/me"})
 COMPANIES_PATH = "/rest/v1.0/companies"
@@ -55,23 +62,6 @@ MIN_PER_PAGE = 25
 def needs_company_header(path: str) -> bool:
     """Tells whether Procore requires ``Procore-Company-Id`` on a call to this path."""
     return path.split("?", 1)[0].rstrip("/") not in COMPANYLESS_PATHS
-
-
-def _query_items(params: Params | None) -> list[tuple[str, str | int | float | bool | None]]:
-    items: list[tuple[str, str | int | float | bool | None]] = []
-    for name, value in (params or {}).items():
-        if isinstance(value, str | int):
-            items.append((name, str(value)))
-        else:
-            items.extend((name, str(v)) for v in value)
-    return items
-
-
-def _retrieve(task: asyncio.Task[Page]) -> None:
-    """Marks a prefetch's failure as seen: it is raised to the caller when it asks for the page,
-    or dropped with the listing it belonged to (no "exception never retrieved" warning)."""
-    if not task.cancelled():
-        task.exception()
 
 
 @dataclass
@@ -144,7 +134,7 @@ class ProcoreClient:
         stats: RequestStats | None = None,
     ) -> Any:
         """Returns the decoded JSON of one GET (None for an empty body)."""
-        response = await self._send(creds, path, company_id, _query_items(params), stats)
+        response = await self._send(creds, path, company_id, query_items(params), stats)
         return decode_json(response, path)
 
     async def send(
@@ -161,7 +151,7 @@ class ProcoreClient:
         """One call with any verb (the Webhooks API writes hooks and triggers), paced, counted
         and retried like a GET; returns the decoded JSON (None for an empty body)."""
         response = await self._send(
-            creds, path, company_id, _query_items(params), stats, method=method, body=json
+            creds, path, company_id, query_items(params), stats, method=method, body=json
         )
         return decode_json(response, path)
 
@@ -184,16 +174,12 @@ class ProcoreClient:
         ``per_page`` is given (a resumed listing keeps the size it started with). A 408 ("the
         request took too long") is read again at the same position with half the page size.
 
-        While the caller works on one page the next one is already being fetched (prefetch), so
-        at most two pages are held at a time and memory stays flat whatever the size of the
-        listing. Reading ahead starts from the third page read: most units are one or two
-        pages, and a run's many units starting at once already overlap their requests, so an
-        early read-ahead only adds requests in flight when a 429 arrives (each of those is
-        answered 429 or 503 too, and read again after Retry-After). A failure of the prefetched
-        page is raised when the caller asks for that page, never earlier; a caller that stops
-        early leaves at most one request made for nothing.
+        The next page is read while the caller works on the current one (`read_ahead`), from
+        the third page on: most units are one or two pages, and a run's units starting at once
+        already overlap their requests, so an earlier read-ahead only puts more of them in
+        flight when a 429 arrives. A read-ahead's failure surfaces on its page.
         """
-        base = [(k, v) for k, v in _query_items(params) if k not in ("page", "per_page")]
+        base = [(k, v) for k, v in query_items(params) if k not in ("page", "per_page")]
 
         async def read(page: int, size: int) -> Page:
             while True:
@@ -212,27 +198,11 @@ class ProcoreClient:
                     page, size = smaller
 
         size = per_page or min(self.per_page, max_per_page or self.per_page)
-        current = await read(max(1, start_page), size)
-        ahead: asyncio.Task[Page] | None = None
-        try:
-            while True:
-                if (
-                    current.next_page is not None
-                    and current.page > start_page  # a listing that proved long: see below
-                    and self._prefetch_pays(creds, company_id)
-                ):
-                    ahead = asyncio.create_task(read(current.next_page, current.per_page or size))
-                    ahead.add_done_callback(_retrieve)
-                yield current
-                if ahead is not None:
-                    current, ahead = await ahead, None
-                elif current.next_page is not None:  # not read ahead: the window is low
-                    current = await read(current.next_page, current.per_page or size)
-                else:
-                    return
-        finally:
-            if ahead is not None and not ahead.done():
-                ahead.cancel()
+        first = max(1, start_page)
+        async for page in read_ahead(
+            read, first, size, lambda: self._prefetch_pays(creds, company_id)
+        ):
+            yield page
 
     def _prefetch_pays(self, creds: ProcoreCredentials, company_id: int | None) -> bool:
         """Whether to fetch the next page ahead: not when the window is nearly spent, where the

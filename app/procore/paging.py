@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -12,6 +13,20 @@ import httpx
 
 from app.core import json_codec
 from app.procore.errors import ProcoreError, request_id_of
+
+# Query parameters of a call: a name with a value, or with several (repeated in the query).
+Params = Mapping[str, str | int | Sequence[str]]
+
+
+def query_items(params: Params | None) -> list[tuple[str, str | int | float | bool | None]]:
+    """The parameters as httpx's query items (several values repeat the name)."""
+    items: list[tuple[str, str | int | float | bool | None]] = []
+    for name, value in (params or {}).items():
+        if isinstance(value, str | int):
+            items.append((name, str(value)))
+        else:
+            items.extend((name, str(v)) for v in value)
+    return items
 
 
 @dataclass(frozen=True)
@@ -111,3 +126,38 @@ def decode_json(response: httpx.Response, path: str) -> Any:
             request_id=request_id_of(response),
             path=path,
         ) from None
+
+
+def _retrieve(task: asyncio.Task[Page]) -> None:
+    """Marks a read-ahead's failure as seen: it is raised to the caller when it asks for the
+    page, or dropped with the listing it belonged to (no "exception never retrieved")."""
+    if not task.cancelled():
+        task.exception()
+
+
+async def read_ahead(
+    read: Callable[[int, int], Coroutine[Any, Any, Page]],
+    first: int,
+    size: int,
+    worth_it: Callable[[], bool],
+) -> AsyncIterator[Page]:
+    """Yields a listing's pages from `first`, reading the next one while the caller works on
+    the current one, from the third page read on and only while `worth_it()`; at most two
+    pages are held. A caller that stops early cancels the read-ahead."""
+    current = await read(first, size)
+    ahead: asyncio.Task[Page] | None = None
+    try:
+        while True:
+            if current.next_page is not None and current.page > first and worth_it():
+                ahead = asyncio.create_task(read(current.next_page, current.per_page or size))
+                ahead.add_done_callback(_retrieve)
+            yield current
+            if ahead is not None:
+                current, ahead = await ahead, None
+            elif current.next_page is not None:  # not read ahead
+                current = await read(current.next_page, current.per_page or size)
+            else:
+                return
+    finally:
+        if ahead is not None and not ahead.done():
+            ahead.cancel()
