@@ -7,7 +7,7 @@ it answers them (SPEC section 8: at least 1,000 a second with a p99 answer time 
 Creates a fresh PostgreSQL database (`--postgres`, default CONNECTOR_TEST_POSTGRES_URL or
 postgresql://postgres@127.0.0.1:5432/postgres; `--sqlite` uses a temporary SQLite file
 instead), migrates it, installs one company in it and makes its webhook secret the way the
-service does (app.webhooks.subscriptions.ensure_secret: a random secret sealed in the
+service does (app.webhooks.secrets.ensure_secret: a random secret sealed in the
 credentials vault; deliveries carry `Authorization: Bearer <secret>`, the value the service
 puts in the hook's destination_headers). Then it starts one `connector serve --role api`
 process on a loopback port (no worker: stored events stay in the inbox, so only receiving is
@@ -66,7 +66,8 @@ from app.installations import service as installations
 from app.runs import queue
 from app.runtime import build_runtime
 from app.webhooks.models import WebhookEvent
-from app.webhooks.subscriptions import RECEIVER_PATH, ensure_secret, header_value
+from app.webhooks.secrets import ensure_secret, header_value
+from app.webhooks.subscriptions import RECEIVER_PATH
 from procore_sim.webhooks.model import stamp, ulid
 
 GOAL_RATE = 1000.0

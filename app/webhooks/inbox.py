@@ -23,7 +23,8 @@ from app.installations import service as installations
 from app.installations.models import InstallationStatus
 from app.procore.catalog import parse_stream_selection
 from app.runtime import Runtime
-from app.webhooks import repository, subscriptions
+from app.webhooks import repository
+from app.webhooks import secrets as webhook_secrets
 
 log = get_logger(__name__)
 
@@ -81,7 +82,7 @@ class Inbox:
             inst = await installations.get(session, company_id)
             values: list[str] = []
             if inst is not None:
-                values = await subscriptions.accepted_headers(
+                values = await webhook_secrets.accepted_headers(
                     session, self.rt, company_id, utcnow()
                 )
         return Endpoint(

@@ -15,6 +15,7 @@ from app.runs.models import SyncRun
 from app.runtime import Runtime
 from app.sync.context import Coverage
 from app.webhooks import budget, repository, subscriptions, usage_repository
+from app.webhooks import secrets as webhook_secrets
 from app.webhooks.applier import READ_EVERYTHING
 from app.webhooks.metrics import (
     BUDGET_USED,
@@ -82,7 +83,7 @@ async def update_settings(
 
 async def rotate_secret(session: AsyncSession, rt: Runtime, company_id: int) -> datetime:
     """Replaces an installation's webhook secret (Procore's copy follows at once)."""
-    return await subscriptions.rotate_secret(session, rt, company_id)
+    return await webhook_secrets.rotate_secret(session, rt, company_id)
 
 
 def _known_until(

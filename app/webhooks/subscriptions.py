@@ -11,10 +11,9 @@ stream selection changes, periodically, and after a secret rotation; removed on 
 from __future__ import annotations
 
 import asyncio
-import secrets as random
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
@@ -23,8 +22,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.core.database import unit_of_work, utcnow
 from app.core.errors import ConfigurationError
 from app.core.logging import get_logger
-from app.credentials import service as vault
-from app.credentials.models import SecretKind
 from app.installations import service as installations
 from app.installations.models import InstallationStatus
 from app.procore import (
@@ -38,15 +35,15 @@ from app.procore import (
 from app.procore.catalog import parse_stream_selection
 from app.runtime import Runtime
 from app.webhooks import budget, repository
+from app.webhooks import secrets as webhook_secrets
 from app.webhooks.metrics import WEBHOOK_SUBSCRIPTIONS
-from app.webhooks.models import SubscriptionStatus, WebhookSubscription
+from app.webhooks.models import SubscriptionStatus
 from app.webhooks.procore_api import WebhooksApi
 from app.webhooks.resources import EVENT_TYPES, STREAM_RESOURCES
 
 log = get_logger(__name__)
 
 RECEIVER_PATH = "/webhooks/procore"
-SECRET_PREFIX = "whk_"  # noqa: S105 - the public prefix of generated secrets
 RETRY_AFTER_ERROR = timedelta(minutes=5)
 CHECK_LEASE = timedelta(minutes=5)  # one process reconciles a company at a time
 DUE_BATCH = 50
@@ -60,64 +57,6 @@ NO_PERMISSION_NOTE = (
 def endpoint_url(public_url: str, company_id: int) -> str:
     """Where Procore delivers this company's events."""
     return f"{public_url}{RECEIVER_PATH}/{company_id}"
-
-
-def header_value(secret: str) -> str:
-    """The `Authorization` value Procore sends with every delivery."""
-    return f"Bearer {secret}"
-
-
-def new_secret() -> str:
-    """A long random secret (32 bytes)."""
-    return SECRET_PREFIX + random.token_urlsafe(32)
-
-
-async def ensure_secret(session: AsyncSession, rt: Runtime, company_id: int) -> str:
-    """The installation's webhook secret, made on first use."""
-    secret = await vault.get_secret(session, rt.keyring, company_id, SecretKind.webhook_secret)
-    if secret is None:
-        secret = new_secret()
-        await vault.put_secret(session, rt.keyring, company_id, SecretKind.webhook_secret, secret)
-    return secret
-
-
-async def accepted_headers(
-    session: AsyncSession, rt: Runtime, company_id: int, now: datetime
-) -> list[str]:
-    """Authorization values a delivery may carry: the secret, and the replaced one in grace."""
-    current = await vault.get_secret(session, rt.keyring, company_id, SecretKind.webhook_secret)
-    if current is None:
-        return []
-    values = [header_value(current)]
-    row = await repository.subscription(session, company_id)
-    if row is not None and row.previous_secret_until and row.previous_secret_until > now:
-        previous = await vault.get_secret(
-            session, rt.keyring, company_id, SecretKind.webhook_previous_secret
-        )
-        if previous:
-            values.append(header_value(previous))
-    return values
-
-
-async def rotate_secret(session: AsyncSession, rt: Runtime, company_id: int) -> datetime:
-    """Replaces the secret; the old one is accepted for the grace period. Returns its end."""
-    await installations.require(session, company_id)
-    row = await _row(session, company_id)
-    old = await ensure_secret(session, rt, company_id)
-    await vault.put_secret(session, rt.keyring, company_id, SecretKind.webhook_previous_secret, old)
-    await vault.put_secret(session, rt.keyring, company_id, SecretKind.webhook_secret, new_secret())
-    now = utcnow()
-    row.previous_secret_until = now + timedelta(seconds=rt.settings.webhook_secret_grace_seconds)
-    row.secret_changed = True
-    row.next_check_at = now
-    return row.previous_secret_until
-
-
-async def _row(session: AsyncSession, company_id: int) -> WebhookSubscription:
-    row = await repository.subscription(session, company_id, for_update=True)
-    if row is None:
-        row = await repository.add_subscription(session, company_id)
-    return row
 
 
 @dataclass
@@ -194,7 +133,7 @@ async def _prepare(rt: Runtime, company_id: int, *, remove: bool) -> Plan | None
             inst = await installations.get(session, company_id)
             if inst is None:
                 return None
-            row = await _row(session, company_id)
+            row = await webhook_secrets.subscription_row(session, company_id)
             if row.lease_until is not None and row.lease_until > now:
                 return None  # another process is reconciling it
             row.lease_until = now + CHECK_LEASE
@@ -209,7 +148,9 @@ async def _prepare(rt: Runtime, company_id: int, *, remove: bool) -> Plan | None
             if not remove:
                 assert settings.public_url is not None
                 url = endpoint_url(settings.public_url, company_id)
-                header = header_value(await ensure_secret(session, rt, company_id))
+                header = webhook_secrets.header_value(
+                    await webhook_secrets.ensure_secret(session, rt, company_id)
+                )
             return Plan(
                 company_id=company_id,
                 creds=creds,
@@ -340,7 +281,7 @@ async def _save(rt: Runtime, plan: Plan, result: Result, stats: RequestStats) ->
     now = utcnow()
     settings = rt.settings
     async with unit_of_work(rt.sessions) as session:
-        row = await _row(session, plan.company_id)
+        row = await webhook_secrets.subscription_row(session, plan.company_id)
         row.status = result.status
         row.note = result.note
         row.checked_at = now
