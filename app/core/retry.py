@@ -3,11 +3,13 @@ with full jitter, bounded by attempts and total time, and the one `Retry-After` 
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
 import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 
@@ -82,3 +84,18 @@ class RetryBudget:
             return None
         self.attempts += 1
         return delay
+
+
+async def backoff_or_raise(budget: RetryBudget, error: BaseException, log: Any) -> None:
+    """Sleeps the budget's next backoff before another attempt, or raises `error` when the
+    budget is spent (attempts or deadline)."""
+    delay = budget.backoff()
+    if delay is None:
+        raise error
+    log.info(
+        "request failed, retrying",
+        delay_seconds=round(delay, 2),
+        attempt=budget.attempts,
+        error=str(error),
+    )
+    await asyncio.sleep(delay)

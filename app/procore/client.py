@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -14,6 +13,7 @@ from app.core.logging import get_logger
 from app.core.retry import (
     RetryBudget,
     RetryPolicy,
+    backoff_or_raise,
     is_retryable_exception,
     is_retryable_status,
 )
@@ -22,7 +22,6 @@ from app.procore.credentials import ProcoreCredentials, RequestStats
 from app.procore.errors import (
     AppNotInstalledError,
     ProcoreBadRequestError,
-    ProcoreError,
     ProcoreNetworkError,
     ProcoreRateLimitError,
     error_for_response,
@@ -360,7 +359,7 @@ class ProcoreClient:
         )
         if not is_retryable_exception(failure):
             raise error from None  # the httpx error holds the request and its token
-        await self._backoff_or_raise(call.budget, error)
+        await backoff_or_raise(call.budget, error, log)
         return None
 
     async def _after_failure(self, call: _Call, response: httpx.Response) -> None:
@@ -370,7 +369,7 @@ class ProcoreClient:
             hold_for_window(call.budget, call.limiter, response, call.path)
             return
         if is_retryable_status(status):
-            await self._backoff_or_raise(call.budget, error_for_response(response, call.path))
+            await backoff_or_raise(call.budget, error_for_response(response, call.path), log)
             return
         raise error_for_response(response, call.path)
 
@@ -394,16 +393,3 @@ class ProcoreClient:
             else:
                 stats.network_errors += 1
         self.health.record(company_id, status, company_header_sent=header_ok)
-
-    @staticmethod
-    async def _backoff_or_raise(budget: RetryBudget, error: ProcoreError) -> None:
-        delay = budget.backoff()
-        if delay is None:
-            raise error
-        log.info(
-            "procore request failed, retrying",
-            delay_seconds=round(delay, 2),
-            attempt=budget.attempts,
-            error=str(error),
-        )
-        await asyncio.sleep(delay)
