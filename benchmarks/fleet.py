@@ -39,7 +39,7 @@ from typing import Any
 
 import httpx
 import psycopg
-from sqlalchemy import select, text, update
+from sqlalchemy import case, select, text, update
 from sqlalchemy.dialects import postgresql
 
 from app.core.database import unit_of_work, utcnow
@@ -49,6 +49,7 @@ from app.installations.models import Installation
 from app.runs import leases
 from app.runs.models import RunStatus, SyncRun
 from app.runs.owners import Owner
+from app.runs.queue import WEBHOOK_TRIGGER
 from benchmarks.harness import (
     DEFAULT_POSTGRES,
     bench_settings,
@@ -147,11 +148,18 @@ async def explain_claim(database_url: str) -> dict[str, float]:
 
     engine = create_engine(database_url)
     now = utcnow()
+    # The candidate SELECT exactly as `leases.claim` issues it on PostgreSQL.
     candidates = (
         select(SyncRun.id, SyncRun.status)
         .where(leases._claimable(now), SyncRun.cancel_requested.is_(False))
-        .order_by(SyncRun.attempts, SyncRun.queued_at, SyncRun.id)
-        .limit(leases.CLAIM_CANDIDATES)
+        .order_by(
+            SyncRun.attempts >= leases.REPEATED_CRASHES,
+            case((SyncRun.trigger == WEBHOOK_TRIGGER, 0), else_=1),
+            SyncRun.queued_at,
+            SyncRun.id,
+        )
+        .limit(1)
+        .with_for_update(skip_locked=True)
     )
     dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
     figures: dict[str, float] = {}
