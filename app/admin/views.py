@@ -107,15 +107,16 @@ async def installation_detail(
         successes = [u.last_success_at for u in units]
         rows_known = [u.rows_in_destination for u in units]
         last = last_streams.get(stream)
+        in_destination = None if None in rows_known else sum(n for n in rows_known if n is not None)
+        written = sum(u.records_written_total for u in units)
         summary[stream] = StreamStateView(
             cursor=None if None in cursors else min(c for c in cursors if c is not None),
             last_success_at=(
                 None if None in successes else min(t for t in successes if t is not None)
             ),
-            rows_in_destination=(
-                None if None in rows_known else sum(n for n in rows_known if n is not None)
-            ),
-            records_written_total=sum(u.records_written_total for u in units),
+            records=written if in_destination is None else in_destination,
+            rows_in_destination=in_destination,
+            records_written_total=written,
             records_written_last_run=None if last is None else last.records_written,
             projects=sum(1 for u in units if u.project_id is not None),
             units=units,

@@ -149,6 +149,10 @@ class StreamStateView(BaseModel):
 
     cursor: datetime | None = Field(description="the oldest cursor of its units")
     last_success_at: datetime | None = Field(description="the oldest last success of its units")
+    records: int = Field(
+        description="the stream's records as SPEC section 4 names them: its rows in the "
+        "destination (rows_in_destination) once known, else records_written_total"
+    )
     rows_in_destination: int | None = Field(description=ROWS_IN_DESTINATION)
     records_written_total: int = Field(description=WRITTEN_TOTAL)
     records_written_last_run: int | None = Field(

@@ -38,6 +38,7 @@ class TestStreamFigures:
         written_now = second["streams"]["rfis"]["records_written"]
         assert written_now >= 3
         assert stream["rows_in_destination"] == rows  # rows: unchanged by updates
+        assert stream["records"] == rows  # SPEC section 4's name for the stream's records
         assert stream["records_written_last_run"] == written_now
         assert (
             stream["records_written_total"]
