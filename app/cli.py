@@ -243,10 +243,10 @@ def sync(
         bool,
         typer.Option(
             "--migrate/--no-migrate",
-            help="apply pending database migrations first (by default sync refuses to run on "
-            "a database that is not at the latest migration)",
+            help="apply pending database migrations first and say which (the default); "
+            "with --no-migrate, sync refuses a database that is not at the latest migration",
         ),
-    ] = False,
+    ] = True,
 ) -> None:
     """Run one sync of one installation in the foreground, with progress."""
     from app.core.logging import configure_logging
@@ -262,7 +262,7 @@ def sync(
             fail(
                 f"the database needs {len(pending)} migration(s) "
                 f"({', '.join(r.revision for r in pending)}): run `connector migrate` first, "
-                "or pass --migrate"
+                "or leave out --no-migrate"
             )
         if pending:
             upgrade_to_head(settings.database_url)

@@ -127,14 +127,16 @@ class TestMigrate:
 
 
 class TestSyncNeverMigratesSilently:
-    def test_refuses_an_unmigrated_database_and_leaves_it_alone(self, env: dict[str, str]) -> None:
-        refused = invoke(["sync", "--company-id", "5"], env)
+    def test_refuses_an_unmigrated_database_when_told_not_to_migrate(
+        self, env: dict[str, str]
+    ) -> None:
+        refused = invoke(["sync", "--company-id", "5", "--no-migrate"], env)
         assert refused.exit_code == 2
-        assert "connector migrate" in refused.output and "--migrate" in refused.output
+        assert "connector migrate" in refused.output and "--no-migrate" in refused.output
         assert invoke(["migrate", "current"], env).exit_code == 1  # still nothing applied
 
-    def test_migrates_when_asked_and_says_so(self, env: dict[str, str]) -> None:
-        asked = invoke(["sync", "--company-id", "5", "--migrate"], env)
+    def test_migrates_by_default_and_says_so(self, env: dict[str, str]) -> None:
+        asked = invoke(["sync", "--company-id", "5"], env)
         assert f"applied {len(ALL_REVISIONS)} migration(s)" in asked.output
         assert "no installation for company 5" in asked.output
         assert invoke(["migrate", "current"], env).exit_code == 0
