@@ -144,6 +144,9 @@ class ListingCheckpoint(_RunCheckpoint):
     # A full listing's ids read so far (up to MAX_CARRIED_IDS), so a listing resumed after a
     # pause or a crash still decides deletes; None: the resumed listing decides none.
     seen: list[int] | None = None
+    # The listing at path_index was read to its last page: a resume goes on after it (to the
+    # next listing, or to deletes) instead of asking for a page past the end.
+    path_done: bool = False
 
 
 class DateWindowCheckpoint(_RunCheckpoint):

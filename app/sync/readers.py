@@ -117,6 +117,8 @@ async def read_listing(unit: UnitDriver, state: UnitState) -> None:
     first_path = resume.path_index if resume else 0
     decide_deletes = True
     for index in range(first_path, len(paths)):
+        if resume is not None and index == first_path and resume.path_done:
+            continue  # read to its end before the pause or crash
         at = (
             _Position(index, paths[index], resume.next_page, resume.per_page)
             if (resume and index == first_path)
@@ -206,6 +208,7 @@ async def _list(
             path_index=at.index,
             per_page=page.per_page,
             seen=sorted(seen) if seen is not None and len(seen) <= MAX_CARRIED_IDS else None,
+            path_done=page.next_page is None,
         )
         await unit.save(checkpoint, written=len(ids))
     return announced is None or read >= announced
