@@ -7,13 +7,12 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query, Response
 
-from app.admin.auth import Permission, Principal, requires
+from app.admin.auth import Reader
 from app.audit import service as audit
 from app.audit.schemas import Action, AuditEventView
 from app.deps import SessionDep
 
 router = APIRouter(tags=["admin"])
-Reader = Annotated[Principal, requires(Permission.read)]
 
 
 @router.get("/audit", response_model=list[AuditEventView])

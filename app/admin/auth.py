@@ -136,3 +136,8 @@ def requires(permission: Permission) -> object:
         return principal
 
     return Depends(check)
+
+
+# The route parameters that check a role, shared by every admin router.
+Reader = Annotated[Principal, requires(Permission.read)]
+Configurer = Annotated[Principal, requires(Permission.configure)]

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Path
+from fastapi import APIRouter, Body
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, StrictInt
 
 from app.admin import responses as r
-from app.admin.auth import Permission, Principal, requires
+from app.admin.auth import Configurer
 from app.core.database import unit_of_work
 from app.core.errors import BadRequest
 from app.deps import RuntimeDep
@@ -21,7 +21,6 @@ from app.runtime import Runtime
 
 router = APIRouter(tags=["admin"])
 # Probing writes (and deletes) a test record: a change of the destination, not a read.
-Configurer = Annotated[Principal, requires(Permission.configure)]
 
 
 class DestinationTestIn(BaseModel):
@@ -116,7 +115,7 @@ async def check_destination(
     responses={404: r.NOT_FOUND},
 )
 async def check_installation_destination(
-    company_id: Annotated[int, Path(gt=0, lt=2**63, description="Procore company id")],
+    company_id: r.CompanyId,
     rt: RuntimeDep,
     _configurer: Configurer,
 ) -> ProbeResult:

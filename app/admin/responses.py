@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
+
+from fastapi import Path
 
 from app.core.http import ErrorResponse
 
@@ -43,3 +45,7 @@ ALWAYS: dict[int | str, dict[str, Any]] = {
     403: FORBIDDEN,
     413: TOO_LARGE,
 }
+
+
+# A company id in an admin path.
+CompanyId = Annotated[int, Path(gt=0, lt=2**63, description="Procore company id", examples=[123])]

@@ -14,7 +14,13 @@ from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response, st
 
 from app.admin import actions, audit_routes, destination_test, views, webhook_routes
 from app.admin import responses as r
-from app.admin.auth import Permission, Principal, api_actor, bearer, current_principal, requires
+from app.admin.auth import (
+    Principal,
+    Reader,
+    api_actor,
+    bearer,
+    current_principal,
+)
 from app.core.errors import BadRequest
 from app.deps import RuntimeDep, SessionDep
 from app.installations import repository, service
@@ -41,11 +47,9 @@ router = APIRouter(
     responses=r.ALWAYS,
 )
 
-CompanyId = Annotated[int, Path(gt=0, lt=2**63, description="Procore company id", examples=[123])]
 RunId = Annotated[
     str, Path(pattern=r"^[0-9A-Za-z-]{1,64}$", description="id of a sync run (a UUID)")
 ]
-Reader = Annotated[Principal, requires(Permission.read)]
 Changer = Annotated[Principal, Depends(current_principal)]
 
 
@@ -127,7 +131,7 @@ async def create_installation(
     responses={404: r.NOT_FOUND},
 )
 async def get_installation(
-    company_id: CompanyId, session: SessionDep, rt: RuntimeDep, _reader: Reader
+    company_id: r.CompanyId, session: SessionDep, rt: RuntimeDep, _reader: Reader
 ) -> InstallationDetail:
     """One installation with its per-stream state (cursor, last success, records)."""
     inst = await service.require(session, company_id)
@@ -140,7 +144,7 @@ async def get_installation(
     responses={404: r.NOT_FOUND},
 )
 async def patch_installation(
-    company_id: CompanyId,
+    company_id: r.CompanyId,
     patch: Annotated[
         InstallationPatch,
         Body(
@@ -182,7 +186,7 @@ async def patch_installation(
     responses={404: r.NOT_FOUND, 409: r.CONFLICT},
 )
 async def rotate_destination_signing_secret(
-    company_id: CompanyId,
+    company_id: r.CompanyId,
     session: SessionDep,
     rt: RuntimeDep,
     request: Request,
@@ -210,7 +214,7 @@ async def rotate_destination_signing_secret(
     responses={404: r.NOT_FOUND, 409: r.CONFLICT, 503: r.UNAVAILABLE},
 )
 async def delete_installation(
-    company_id: CompanyId,
+    company_id: r.CompanyId,
     rt: RuntimeDep,
     request: Request,
     principal: Changer,
@@ -234,7 +238,7 @@ async def delete_installation(
     responses={404: r.NOT_FOUND, 422: r.REJECTED, 503: r.UNAVAILABLE},
 )
 async def put_credentials(
-    company_id: CompanyId,
+    company_id: r.CompanyId,
     body: Annotated[
         CredentialsIn,
         Body(
@@ -273,7 +277,7 @@ async def put_credentials(
     responses={404: r.NOT_FOUND, 409: r.CONFLICT},
 )
 async def queue_sync(
-    company_id: CompanyId,
+    company_id: r.CompanyId,
     session: SessionDep,
     rt: RuntimeDep,
     request: Request,

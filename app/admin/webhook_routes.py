@@ -4,12 +4,10 @@ audit entry, as every admin change does."""
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Path, Request, status
+from fastapi import APIRouter, Request, status
 
 from app.admin import responses as r
-from app.admin.auth import Permission, Principal, api_actor, requires
+from app.admin.auth import Configurer, Reader, api_actor
 from app.audit import service as audit
 from app.audit.schemas import Action
 from app.deps import RuntimeDep, SessionDep
@@ -17,9 +15,6 @@ from app.webhooks import service as webhooks
 from app.webhooks.schemas import FreshnessView, SecretRotated, WebhookSettingsIn
 
 router = APIRouter(tags=["admin"])
-CompanyId = Annotated[int, Path(gt=0, lt=2**63, description="Procore company id", examples=[123])]
-Reader = Annotated[Principal, requires(Permission.read)]
-Configurer = Annotated[Principal, requires(Permission.configure)]
 
 
 @router.get(
@@ -28,7 +23,7 @@ Configurer = Annotated[Principal, requires(Permission.configure)]
     responses={404: r.NOT_FOUND},
 )
 async def get_freshness(
-    company_id: CompanyId, session: SessionDep, rt: RuntimeDep, _reader: Reader
+    company_id: r.CompanyId, session: SessionDep, rt: RuntimeDep, _reader: Reader
 ) -> FreshnessView:
     """Per stream: the time up to which its data is known complete (its stalest unit), whether
     webhooks cover it and the events not applied yet; the webhook subscription; the request
@@ -42,7 +37,7 @@ async def get_freshness(
     responses={404: r.NOT_FOUND},
 )
 async def patch_webhooks(
-    company_id: CompanyId,
+    company_id: r.CompanyId,
     body: WebhookSettingsIn,
     session: SessionDep,
     rt: RuntimeDep,
@@ -69,7 +64,7 @@ async def patch_webhooks(
     responses={404: r.NOT_FOUND},
 )
 async def rotate_webhook_secret(
-    company_id: CompanyId,
+    company_id: r.CompanyId,
     session: SessionDep,
     rt: RuntimeDep,
     request: Request,
